@@ -1,0 +1,144 @@
+"""One LightningDataModule for every layout: scan, pair, decode once, serve in-memory tensors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mmfusion.data.cache import decoded_split
+from mmfusion.data.decode import LogMel
+from mmfusion.data.layout import Sample, SplitFolderLayout
+from mmfusion.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+BAD_FILE_POLICIES = ("raise", "skip")
+
+
+class MultimodalDataset(Dataset):
+    """Pre-decoded arrays per modality; items are ({modality: (1, H, W) float}, label)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], samples: Sequence[Sample]) -> None:
+        self.arrays = arrays
+        self.samples = list(samples)
+        self.labels = torch.tensor([s.label for s in self.samples])
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        inputs = {m: _to_float(array[index]) for m, array in self.arrays.items()}
+        return inputs, self.labels[index]
+
+
+def _to_float(array: np.ndarray) -> torch.Tensor:
+    tensor = torch.from_numpy(np.array(array, dtype=np.float32))
+    if array.dtype == np.uint8:
+        tensor /= 255.0
+    return tensor.unsqueeze(0)
+
+
+class MultimodalDataModule(pl.LightningDataModule):
+    """Train / val / test of any layout, for any subset of the modalities."""
+
+    def __init__(
+        self,
+        layout: SplitFolderLayout,
+        modalities: Sequence[str],
+        image_size: int = 64,
+        audio: LogMel | None = None,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        decode_workers: int = 2,
+        cache_dir: str | Path = ".cache/mmfusion",
+        on_bad_file: str = "raise",
+        root: str | None = None,  # noqa: ARG002 (interpolated into the layout by the config)
+    ) -> None:
+        super().__init__()
+        if on_bad_file not in BAD_FILE_POLICIES:
+            raise ConfigError(f"data.on_bad_file={on_bad_file!r}: use one of {BAD_FILE_POLICIES}")
+        if not modalities:
+            raise ConfigError("modality.names is empty: name at least one modality")
+        self.layout = layout
+        self.modalities = list(modalities)
+        self.image_size = image_size
+        self.audio = audio or LogMel()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.decode_workers = decode_workers
+        self.cache_dir = Path(cache_dir)
+        self.on_bad_file = on_bad_file
+        self.datasets: dict[str, MultimodalDataset] = {}
+        self.skipped: dict[str, str] = {}
+        self.class_names: list[str] = []
+
+    def prepare_data(self) -> None:
+        self.layout.prepare()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        self.class_names = self.layout.classes(self.modalities)
+        for split in SPLITS:
+            self.datasets[split] = self._load(split)
+        counts = {s: len(d) for s, d in self.datasets.items()}
+        log.info("data: %s, classes %s, modalities %s", counts, self.class_names, self.modalities)
+
+    def _load(self, split: str) -> MultimodalDataset:
+        samples = self.layout.samples(split, self.modalities)
+        arrays, bad_files = decoded_split(
+            samples, self.modalities, self.image_size, self.audio,
+            self.cache_dir, self.decode_workers,
+        )
+        if bad_files and self.on_bad_file == "raise":
+            path, reason = next(iter(bad_files.items()))
+            more = f" (and {len(bad_files) - 1} more)" if len(bad_files) > 1 else ""
+            raise DataError(f"{reason}{more}; data.on_bad_file=skip drops such patients")
+        if bad_files:
+            bad = {str(p) for p in bad_files}
+            keep = [i for i, s in enumerate(samples)
+                    if not any(str(f) in bad for f in s.files.values())]
+            log.warning("%s split: skipped %d unreadable files, dropping %d patients "
+                        "(listed in bad_files.json)", split, len(bad_files),
+                        len(samples) - len(keep))
+            self.skipped.update(bad_files)
+            samples = [samples[i] for i in keep]
+            arrays = {m: a[keep] for m, a in arrays.items()}
+        if not samples:
+            raise DataError(f"no readable samples left in split {split!r}")
+        return MultimodalDataset(arrays, samples)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def input_stats(self) -> dict[str, tuple[float, float]]:
+        """Mean and std per modality, from the training split only (no test leakage)."""
+        stats = {}
+        for modality, array in self.datasets["train"].arrays.items():
+            data = np.asarray(array, dtype=np.float32)
+            data = data / 255.0 if array.dtype == np.uint8 else data
+            stats[modality] = (float(data.mean()), float(data.std()) or 1.0)
+        return stats
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
+            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(), drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

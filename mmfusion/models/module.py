@@ -1,0 +1,115 @@
+"""The one LightningModule: cross-entropy training of any fusion network, with metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassAUROC,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+Batch = tuple[dict[str, Tensor], Tensor]
+
+
+def classification_metrics(num_classes: int) -> MetricCollection:
+    """Accuracy and macro precision / recall / F1 / AUROC, the figures every run reports."""
+    return MetricCollection({
+        "acc": MulticlassAccuracy(num_classes, average="micro"),
+        "precision": MulticlassPrecision(num_classes, average="macro"),
+        "recall": MulticlassRecall(num_classes, average="macro"),
+        "f1": MulticlassF1Score(num_classes, average="macro"),
+        "auroc": MulticlassAUROC(num_classes, average="macro"),
+    })
+
+
+class FusionClassifier(pl.LightningModule):
+    """Normalises each modality, augments in training, classifies with `net`."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        class_names: Sequence[str],
+        input_stats: Mapping[str, Sequence[float]],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        augment: nn.Module | None = None,
+        run_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        # the checkpoint must rebuild the model alone: keep names, stats and the resolved config
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "augment"],
+                                  logger=False)
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.augment = augment
+        for modality, (mean, std) in input_stats.items():
+            self.register_buffer(f"mean_{modality}", torch.tensor(float(mean)))
+            self.register_buffer(f"std_{modality}", torch.tensor(float(std)))
+        num_classes = len(class_names)
+        for split in ("train", "val", "test"):  # attributes, so Lightning moves and resets them
+            setattr(self, f"{split}_metrics",
+                    classification_metrics(num_classes).clone(prefix=f"{split}/"))
+        self.confusion = MulticlassConfusionMatrix(num_classes)
+        self.test_probs: list[Tensor] = []
+        self.test_labels: list[Tensor] = []
+
+    def normalise(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {m: (x - getattr(self, f"mean_{m}")) / getattr(self, f"std_{m}")
+                for m, x in inputs.items()}
+
+    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
+        """Logits for raw inputs in [0, 1] (images) or feature units (spectrograms)."""
+        return self.net(self.normalise(inputs))
+
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        inputs, labels = batch
+        if self.trainer.training and self.augment is not None:
+            inputs = self.augment(inputs)
+        return inputs, labels
+
+    def _step(self, batch: Batch, split: str) -> tuple[Tensor, Tensor]:
+        inputs, labels = batch
+        logits = self(inputs)
+        loss = F.cross_entropy(logits, labels)
+        probs = logits.float().softmax(dim=1)
+        metrics = getattr(self, f"{split}_metrics")
+        metrics.update(probs, labels)
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=split != "test",
+                 batch_size=len(labels), sync_dist=True)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=split == "val",
+                      batch_size=len(labels))
+        return loss, probs
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        return self._step(batch, "train")[0]
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def on_test_epoch_start(self) -> None:
+        self.test_probs.clear()
+        self.test_labels.clear()
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        _, probs = self._step(batch, "test")
+        self.confusion.update(probs, batch[1])
+        self.test_probs.append(probs.detach().cpu())
+        self.test_labels.append(batch[1].detach().cpu())
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}

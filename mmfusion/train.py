@@ -1,0 +1,87 @@
+"""`python -m mmfusion`: fit, test on the best checkpoint, log everything, print a summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+import lightning.pytorch as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from mmfusion.errors import MmfusionError
+from mmfusion.report import confusion_matrix_figure, print_summary
+from mmfusion.tracking import log_artifact, mlflow_loggers
+
+log = logging.getLogger(__name__)
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def train(cfg: DictConfig) -> float:
+    """Wire data, model, callbacks, loggers and trainer; return the monitored metric's best."""
+    pl.seed_everything(cfg.seed, workers=True)
+    run_config = OmegaConf.to_container(cfg, resolve=True)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    net = instantiate(cfg.fusion, num_classes=datamodule.num_classes)
+    # a partial, so that the plain-dict run_config is passed through, not instantiated
+    model = instantiate(cfg.model, _partial_=True)(
+        net=net, class_names=datamodule.class_names,
+        input_stats=datamodule.input_stats(), run_config=run_config,
+    )
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
+    loggers = [instantiate(c) for c in cfg.logger.values() if c]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(run_config)
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if cfg.test:
+        ckpt = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
+        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
+        metrics |= {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if trainer.is_global_zero:
+        _write_artifacts(cfg, trainer, model, datamodule, loggers, metrics)
+    best = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+    return float(best) if best is not None else metrics.get(cfg.monitor, float("nan"))
+
+
+def _write_artifacts(cfg, trainer, model, datamodule, loggers, metrics) -> None:
+    """Run-dir files, mirrored to MLflow: metrics, confusion matrix, config, best checkpoint."""
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    files = [out / "metrics.json"]
+    if cfg.test:
+        matrix = model.confusion.compute().cpu().numpy()
+        files.append(confusion_matrix_figure(matrix, datamodule.class_names,
+                                             out / "confusion_matrix_test.png"))
+    if datamodule.skipped:
+        (out / "bad_files.json").write_text(json.dumps(datamodule.skipped, indent=2))
+        files.append(out / "bad_files.json")
+    for path in files:
+        log_artifact(loggers, path)
+    if (out / ".hydra").is_dir():
+        log_artifact(loggers, out / ".hydra", "hydra")
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint and checkpoint.best_model_path:
+        log_artifact(loggers, Path(checkpoint.best_model_path), "checkpoints")
+    run = next(iter(mlflow_loggers(loggers)), None)
+    print_summary({k: v for k, v in metrics.items() if k.startswith(("test/", "val/"))},
+                  run.run_id if run else None, out, run._tracking_uri if run else None)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float:
+    try:
+        return train(cfg)
+    except MmfusionError as err:
+        raise SystemExit(f"mmfusion: error: {err}") from None
+
+
+if __name__ == "__main__":
+    main()
