@@ -11,3 +11,12 @@ class DataError(MmfusionError):
 
 class ConfigError(MmfusionError):
     """An option value that cannot be used."""
+
+
+def find_user_error(error: BaseException | None) -> MmfusionError | None:
+    """The MmfusionError behind an exception, also when Hydra's instantiate wrapped it."""
+    while error is not None:
+        if isinstance(error, MmfusionError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None

@@ -11,7 +11,7 @@ import lightning.pytorch as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from mmfusion.errors import MmfusionError
+from mmfusion.errors import find_user_error
 from mmfusion.report import confusion_matrix_figure, print_summary
 from mmfusion.tracking import log_artifact, mlflow_loggers
 
@@ -79,8 +79,11 @@ def _write_artifacts(cfg, trainer, model, datamodule, loggers, metrics) -> None:
 def main(cfg: DictConfig) -> float:
     try:
         return train(cfg)
-    except MmfusionError as err:
-        raise SystemExit(f"mmfusion: error: {err}") from None
+    except Exception as err:
+        user_error = find_user_error(err)
+        if user_error is None:
+            raise
+        raise SystemExit(f"mmfusion: error: {user_error}") from None
 
 
 if __name__ == "__main__":

@@ -57,7 +57,13 @@ class BackboneFactory:
     weights_path: str | None = None
 
     def __call__(self, in_chans: int) -> nn.Module:
-        """A pooled-feature encoder (`num_classes=0`); its width is `.num_features`."""
+        """A pooled-feature encoder (`num_classes=0`); its output width is `.out_features`."""
+        encoder = self._create(in_chans)
+        # some timm models (MobileNetV3) end in a projection wider than num_features
+        encoder.out_features = getattr(encoder, "head_hidden_size", None) or encoder.num_features
+        return encoder
+
+    def _create(self, in_chans: int) -> nn.Module:
         if not timm.is_model(self.name):
             raise ConfigError(f"backbone.name={self.name!r} is not a timm model")
         if not self.pretrained:

@@ -24,7 +24,7 @@ class EarlyFusion(nn.Module):
         super().__init__()
         self.modalities = list(modalities)
         self.encoder = backbone(len(self.modalities))
-        self.head = nn.Linear(self.encoder.num_features, num_classes)
+        self.head = nn.Linear(self.encoder.out_features, num_classes)
 
     def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         x = torch.cat([inputs[m] for m in self.modalities], dim=1)
@@ -39,7 +39,7 @@ class IntermediateFusion(nn.Module):
         super().__init__()
         self.modalities = list(modalities)
         self.encoders = nn.ModuleDict({m: backbone(1) for m in self.modalities})
-        width = sum(e.num_features for e in self.encoders.values())
+        width = sum(e.out_features for e in self.encoders.values())
         self.head = nn.Sequential(
             nn.Dropout(dropout),
             nn.Linear(width, hidden_dim),

@@ -1,0 +1,83 @@
+"""End to end through the CLI: a tiny real training run, read back from its MLflow store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import make_tree, run_cli
+
+TINY = ["backbone=simple_cnn", "trainer.max_epochs=2", "data.image_size=16", "data.batch_size=4",
+        "data.decode_workers=1"]
+
+
+def runs_in(workdir: Path) -> tuple[MlflowClient, list]:
+    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    experiment = client.get_experiment_by_name("mmfusion")
+    assert experiment is not None
+    return client, client.search_runs([experiment.experiment_id])
+
+
+@pytest.mark.slow
+def test_training_run_is_fully_logged_to_mlflow(tmp_path):
+    tree = make_tree(tmp_path / "tree")
+    result = run_cli(["mmfusion", "data=folder", f"data.root={tree}", *TINY], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "mmfusion run summary" in result.stdout and "mlflow run id" in result.stdout
+
+    client, runs = runs_in(tmp_path)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "early-simple_cnn-all"
+    assert run.data.params["data/batch_size"] == "4"
+    assert run.data.params["fusion/_target_"] == "mmfusion.models.fusion.EarlyFusion"
+    assert {"test/acc", "test/f1", "test/auroc", "test/precision", "test/recall",
+            "val/acc", "train/loss"} <= set(run.data.metrics)
+    assert len(client.get_metric_history(run.info.run_id, "val/acc")) == 2
+    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"metrics.json", "confusion_matrix_test.png", "hydra", "checkpoints"} <= top
+    assert "hydra/config.yaml" in {a.path for a in client.list_artifacts(run.info.run_id, "hydra")}
+    checkpoints = client.list_artifacts(run.info.run_id, "checkpoints")
+    assert [Path(a.path).suffix for a in checkpoints] == [".ckpt"]
+    run_dirs = list((tmp_path / "outputs" / "train" / "runs").iterdir())
+    assert len(run_dirs) == 1 and (run_dirs[0] / "confusion_matrix_test.png").is_file()
+
+
+@pytest.mark.slow
+def test_multirun_gives_one_run_per_job_in_one_experiment(tmp_path):
+    tree = make_tree(tmp_path / "tree", per_split={"train": 2, "valid": 1, "test": 1})
+    result = run_cli(["mmfusion", "-m", "data=folder", f"data.root={tree}", *TINY,
+                      "trainer.max_epochs=1", "fusion=early,intermediate", "modality=ct,all"],
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, runs = runs_in(tmp_path)
+    assert sorted(r.info.run_name for r in runs) == [
+        "early-simple_cnn-all", "early-simple_cnn-ct",
+        "intermediate-simple_cnn-all", "intermediate-simple_cnn-ct"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_bad_data_root_is_one_line_naming_the_path(tmp_path):
+    result = run_cli(["mmfusion", "data=folder", f"data.root={tmp_path}/missing", *TINY],
+                     cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"mmfusion: error: data root does not exist: {tmp_path}/missing (set data.root=PATH)")
+    assert "Traceback" not in result.stderr
+
+
+def test_corrupt_file_via_cli_names_the_file_and_skip_reports_the_count(tmp_path):
+    tree = make_tree(tmp_path / "tree", per_split={"train": 2, "valid": 1, "test": 1})
+    bad = tree / "train" / "CT" / "covid" / "covidtrain0.png"
+    bad.write_bytes(b"not a png")
+    result = run_cli(["mmfusion", "data=folder", f"data.root={tree}", *TINY, "logger=none",
+                      "trainer.max_epochs=1"], cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"mmfusion: error: cannot read image {bad}")
+    result = run_cli(["mmfusion", "data=folder", f"data.root={tree}", *TINY, "logger=none",
+                      "trainer.max_epochs=1", "data.on_bad_file=skip"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipped 1 unreadable files, dropping 1 patients" in result.stdout + result.stderr
