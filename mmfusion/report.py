@@ -8,27 +8,41 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from rich.console import Console
+from rich.table import Table
 
 
-def confusion_matrix_figure(matrix: np.ndarray, class_names: Sequence[str], path: Path,
-                            title: str = "Test confusion matrix") -> Path:
+def confusion_matrix_figure(
+    matrix: np.ndarray, class_names: Sequence[str], path: Path, title: str = "Test confusion matrix"
+) -> Path:
     """Counts with the row-normalised rate in each cell (rows: true, columns: predicted)."""
     matrix = np.asarray(matrix)
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = 1.2 + 1.1 * len(class_names)
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
     image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set(xticks=range(len(class_names)), yticks=range(len(class_names)),
-           xticklabels=class_names, yticklabels=class_names,
-           xlabel="Predicted", ylabel="True", title=title)
+    ax.set(
+        xticks=range(len(class_names)),
+        yticks=range(len(class_names)),
+        xticklabels=class_names,
+        yticklabels=class_names,
+        xlabel="Predicted",
+        ylabel="True",
+        title=title,
+    )
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, f"{count}\n{rates[i, j]:.0%}", ha="center", va="center",
-                color="white" if rates[i, j] > 0.5 else "black", fontsize=9)
+        ax.text(
+            j,
+            i,
+            f"{count}\n{rates[i, j]:.0%}",
+            ha="center",
+            va="center",
+            color="white" if rates[i, j] > 0.5 else "black",
+            fontsize=9,
+        )
     fig.colorbar(image, ax=ax, fraction=0.046, label="row rate")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -36,8 +50,9 @@ def confusion_matrix_figure(matrix: np.ndarray, class_names: Sequence[str], path
     return path
 
 
-def print_summary(metrics: Mapping[str, float], run_id: str | None, output_dir: Path,
-                  tracking_uri: str | None) -> None:
+def print_summary(
+    metrics: Mapping[str, float], run_id: str | None, output_dir: Path, tracking_uri: str | None
+) -> None:
     """The end-of-run table: test metrics, where the run and its files are."""
     table = Table(title="mmfusion run summary", show_header=True)
     table.add_column("metric")

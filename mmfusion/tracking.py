@@ -40,8 +40,9 @@ class CreateMlflowExperiment(Callback):
         HydraConfig.instance().set_config(config)  # Hydra sets it only per job, later
         for cfg in (config.get("logger") or {}).values():
             if cfg and str(cfg.get("_target_", "")).endswith("MLFlowLogger"):
-                ensure_experiment(cfg.tracking_uri, cfg.experiment_name,
-                                  cfg.get("artifact_location"))
+                ensure_experiment(
+                    cfg.tracking_uri, cfg.experiment_name, cfg.get("artifact_location")
+                )
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._create(config)
@@ -61,4 +62,3 @@ def log_artifact(loggers: Iterable[Logger], path: Path, artifact_path: str | Non
             logger.experiment.log_artifacts(logger.run_id, str(path), artifact_path)
         else:
             logger.experiment.log_artifact(logger.run_id, str(path), artifact_path)
-

@@ -29,8 +29,10 @@ def train(cfg: DictConfig) -> float:
     net = instantiate(cfg.fusion, num_classes=datamodule.num_classes)
     # a partial, so that the plain-dict run_config is passed through, not instantiated
     model = instantiate(cfg.model, _partial_=True)(
-        net=net, class_names=datamodule.class_names,
-        input_stats=datamodule.input_stats(), run_config=run_config,
+        net=net,
+        class_names=datamodule.class_names,
+        input_stats=datamodule.input_stats(),
+        run_config=run_config,
     )
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
     loggers = [instantiate(c) for c in cfg.logger.values() if c]
@@ -41,7 +43,11 @@ def train(cfg: DictConfig) -> float:
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.test:
-        ckpt = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
+        ckpt = (
+            "best"
+            if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
+            else None
+        )
         trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
         metrics |= {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
@@ -58,8 +64,11 @@ def _write_artifacts(cfg, trainer, model, datamodule, loggers, metrics) -> None:
     files = [out / "metrics.json"]
     if cfg.test:
         matrix = model.confusion.compute().cpu().numpy()
-        files.append(confusion_matrix_figure(matrix, datamodule.class_names,
-                                             out / "confusion_matrix_test.png"))
+        files.append(
+            confusion_matrix_figure(
+                matrix, datamodule.class_names, out / "confusion_matrix_test.png"
+            )
+        )
     if datamodule.skipped:
         (out / "bad_files.json").write_text(json.dumps(datamodule.skipped, indent=2))
         files.append(out / "bad_files.json")
@@ -71,8 +80,12 @@ def _write_artifacts(cfg, trainer, model, datamodule, loggers, metrics) -> None:
     if checkpoint and checkpoint.best_model_path:
         log_artifact(loggers, Path(checkpoint.best_model_path), "checkpoints")
     run = next(iter(mlflow_loggers(loggers)), None)
-    print_summary({k: v for k, v in metrics.items() if k.startswith(("test/", "val/"))},
-                  run.run_id if run else None, out, run._tracking_uri if run else None)
+    print_summary(
+        {k: v for k, v in metrics.items() if k.startswith(("test/", "val/"))},
+        run.run_id if run else None,
+        out,
+        run._tracking_uri if run else None,
+    )
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,8 +24,14 @@ REAL_SAMPLE = REPO.parent / "shared" / "real-sample"
 MODALITY_DIRS = {"ct": "CT", "cxr": "CXR", "cough": "Cough sound"}
 
 
-def write_patient(root: Path, split: str, label: str, stem: str, rng: np.random.Generator,
-                  modalities: tuple[str, ...] = ("ct", "cxr", "cough")) -> dict[str, Path]:
+def write_patient(
+    root: Path,
+    split: str,
+    label: str,
+    stem: str,
+    rng: np.random.Generator,
+    modalities: tuple[str, ...] = ("ct", "cxr", "cough"),
+) -> dict[str, Path]:
     """One patient's files: a PNG per image modality, a short WAV for cough."""
     files = {}
     for modality in modalities:
@@ -40,8 +47,12 @@ def write_patient(root: Path, split: str, label: str, stem: str, rng: np.random.
     return files
 
 
-def make_tree(root: Path, per_split: dict[str, int] | None = None,
-              classes: tuple[str, ...] = ("Healthy", "covid"), seed: int = 0) -> Path:
+def make_tree(
+    root: Path,
+    per_split: dict[str, int] | None = None,
+    classes: tuple[str, ...] = ("Healthy", "covid"),
+    seed: int = 0,
+) -> Path:
     per_split = per_split or {"train": 4, "valid": 2, "test": 2}
     rng = np.random.default_rng(seed)
     for split, count in per_split.items():
@@ -75,10 +86,14 @@ def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     GlobalHydra.instance().clear()
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 600) -> "subprocess.CompletedProcess":
+def run_cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """`python -m mmfusion ...` in a fresh process, as a user types it."""
-    import subprocess
-
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

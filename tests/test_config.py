@@ -7,8 +7,17 @@ from hydra.utils import instantiate
 
 from conftest import CONF, run_cli
 
-GROUPS = ["data", "modality", "backbone", "fusion", "model", "trainer", "logger", "callbacks",
-          "experiment"]
+GROUPS = [
+    "data",
+    "modality",
+    "backbone",
+    "fusion",
+    "model",
+    "trainer",
+    "logger",
+    "callbacks",
+    "experiment",
+]
 MEMBERS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 
@@ -41,8 +50,12 @@ def test_backbone_and_fusion_instantiate(compose_cfg, member):
 def test_callbacks_and_loggers_instantiate(compose_cfg):
     cfg = compose_cfg("logger=csv")
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
-    assert {type(c).__name__ for c in callbacks} >= {"ModelCheckpoint", "EarlyStopping",
-                                                     "RichProgressBar", "LearningRateMonitor"}
+    assert {type(c).__name__ for c in callbacks} >= {
+        "ModelCheckpoint",
+        "EarlyStopping",
+        "RichProgressBar",
+        "LearningRateMonitor",
+    }
     assert [type(instantiate(c)).__name__ for c in cfg.logger.values()] == ["CSVLogger"]
 
 

@@ -21,14 +21,18 @@ from mmfusion.errors import ConfigError, DataError
 
 def datamodule(root: Path, tmp_path: Path, **kwargs) -> MultimodalDataModule:
     kwargs.setdefault("modalities", ["ct", "cxr", "cough"])
-    return MultimodalDataModule(SplitFolderLayout(root), image_size=16,
-                                cache_dir=tmp_path / "cache", **kwargs)
+    return MultimodalDataModule(
+        SplitFolderLayout(root), image_size=16, cache_dir=tmp_path / "cache", **kwargs
+    )
 
 
 # -- images -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("mode", "ext"), [("L", ".png"), ("L", ".jpg"), ("RGB", ".jpg"),
-                                           ("RGB", ".png"), ("L", ".bmp"), ("L", ".tif")])
+
+@pytest.mark.parametrize(
+    ("mode", "ext"),
+    [("L", ".png"), ("L", ".jpg"), ("RGB", ".jpg"), ("RGB", ".png"), ("L", ".bmp"), ("L", ".tif")],
+)
 def test_image_formats_become_grayscale_uint8_at_the_training_size(tmp_path, mode, ext):
     rng = np.random.default_rng(0)
     shape = (50, 70, 3) if mode == "RGB" else (50, 70)
@@ -53,6 +57,7 @@ def test_spectrogram_jpg_in_the_cough_folder_reads_as_an_image(tmp_path):
 
 # -- audio --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["cough_8k_stereo.mp3", "cough_48k_mono.mp3"])
 def test_mp3_of_any_rate_and_channels_decodes(name):
     spec = read_audio(FIXTURES / name, LogMel(), 32)
@@ -62,8 +67,11 @@ def test_mp3_of_any_rate_and_channels_decodes(name):
 
 def test_wav_short_and_long_clips_become_fixed_size(tmp_path):
     for seconds in (0.3, 5.0):
-        sf.write(tmp_path / "a.wav", np.random.default_rng(0).standard_normal(int(seconds * 22050)),
-                 22050)
+        sf.write(
+            tmp_path / "a.wav",
+            np.random.default_rng(0).standard_normal(int(seconds * 22050)),
+            22050,
+        )
         assert read_audio(tmp_path / "a.wav", LogMel(duration=1.0), 24).shape == (24, 24)
 
 
@@ -83,11 +91,13 @@ def test_every_real_sample_file_decodes():
 
 # -- pairing ------------------------------------------------------------------------------
 
+
 def test_pairs_by_stem_within_class_and_reports_what_it_drops(tmp_path, caplog):
     root = make_tree(tmp_path / "tree")
     (root / "train" / "Cough sound" / "covid" / "covidtrain1.wav").unlink()
     (root / "train" / "CXR" / "covid" / "covidtrain1.png").rename(
-        root / "train" / "CXR" / "covid" / "covidtrain1.jpg")  # extensions may differ
+        root / "train" / "CXR" / "covid" / "covidtrain1.jpg"
+    )  # extensions may differ
     with caplog.at_level(logging.WARNING):
         samples = SplitFolderLayout(root).samples("train", ["ct", "cxr", "cough"])
     ids = [s.sample_id for s in samples]
@@ -123,12 +133,13 @@ def test_two_files_with_one_stem_are_refused(tmp_path):
 
 # -- the data module ------------------------------------------------------------------------
 
+
 def test_datamodule_serves_normalisable_tensors_per_modality(tiny_tree, tmp_path):
     dm = datamodule(tiny_tree, tmp_path, batch_size=4)
     dm.setup()
     assert dm.class_names == ["Healthy", "covid"]
     assert {s: len(d) for s, d in dm.datasets.items()} == {"train": 8, "val": 4, "test": 4}
-    inputs, labels = next(iter(dm.train_dataloader()))
+    inputs, _labels = next(iter(dm.train_dataloader()))
     assert set(inputs) == {"ct", "cxr", "cough"}
     assert inputs["ct"].shape == (4, 1, 16, 16) and inputs["ct"].dtype.is_floating_point
     assert set(dm.input_stats()) == {"ct", "cxr", "cough"}
@@ -147,12 +158,15 @@ def test_an_edited_file_is_decoded_again(tiny_tree, tmp_path, monkeypatch):
     edited = tiny_tree / "valid" / "CT" / "covid" / "covidvalid0.png"
     Image.fromarray(np.full((24, 30), 200, np.uint8)).save(edited)
     real_read, calls = cache_module.read_file, []
-    monkeypatch.setattr(cache_module, "read_file", lambda p, *a: calls.append(p) or real_read(p, *a))
+    monkeypatch.setattr(
+        cache_module, "read_file", lambda p, *a: calls.append(p) or real_read(p, *a)
+    )
     datamodule(tiny_tree, tmp_path).setup()
     assert edited in calls and len(calls) == 4  # only the valid CT array is rebuilt
 
 
 # -- bad input: one clear line naming the path or option -----------------------------------
+
 
 def test_missing_root(tmp_path):
     with pytest.raises(DataError, match=r"data root does not exist: .*nowhere.*data.root"):
@@ -166,14 +180,22 @@ def test_empty_class_folder(tiny_tree, tmp_path):
         datamodule(tiny_tree, tmp_path).setup()
 
 
-@pytest.mark.parametrize(("relative", "content", "reason"), [
-    ("train/CXR/covid/covidtrain2.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 20, "cannot read image"),
-    ("train/CT/covid/covidtrain2.png", b"this is text", "cannot read image"),
-    ("train/CT/covid/covidtrain2.png", b"", "empty file"),
-    ("train/Cough sound/covid/covidtrain2.wav", b"RIFF\x10\x00\x00\x00WAVE", "cannot read audio"),
-])
+@pytest.mark.parametrize(
+    ("relative", "content", "reason"),
+    [
+        ("train/CXR/covid/covidtrain2.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 20, "cannot read image"),
+        ("train/CT/covid/covidtrain2.png", b"this is text", "cannot read image"),
+        ("train/CT/covid/covidtrain2.png", b"", "empty file"),
+        (
+            "train/Cough sound/covid/covidtrain2.wav",
+            b"RIFF\x10\x00\x00\x00WAVE",
+            "cannot read audio",
+        ),
+    ],
+)
 def test_bad_file_raises_by_default_and_skip_drops_the_patient(
-        tiny_tree, tmp_path, relative, content, reason):
+    tiny_tree, tmp_path, relative, content, reason
+):
     (tiny_tree / relative).write_bytes(content)
     with pytest.raises(DataError, match=rf"{reason}.*covidtrain2|covidtrain2.*{reason}"):
         datamodule(tiny_tree, tmp_path).setup()
@@ -188,13 +210,14 @@ def test_truncated_jpeg_is_a_bad_file(tiny_tree, tmp_path):
     path = tiny_tree / "test" / "CT" / "Healthy" / "Healthytest0.png"
     jpeg = path.with_suffix(".jpg")
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(
-        jpeg, quality=95)
+        jpeg, quality=95
+    )
     path.unlink()
     jpeg.write_bytes(jpeg.read_bytes()[:200])
-    with pytest.raises(DataError, match="Healthytest0.jpg"):
+    with pytest.raises(DataError, match=r"Healthytest0\.jpg"):
         datamodule(tiny_tree, tmp_path).setup()
 
 
 def test_unknown_bad_file_policy_names_the_option(tiny_tree, tmp_path):
-    with pytest.raises(ConfigError, match="data.on_bad_file"):
+    with pytest.raises(ConfigError, match=r"data\.on_bad_file"):
         datamodule(tiny_tree, tmp_path, on_bad_file="ignore")

@@ -56,8 +56,12 @@ def test_pretrained_loads_from_a_local_file(compose_cfg, tmp_path):
 
     source = timm.create_model("resnet18", pretrained=False, num_classes=0)
     torch.save(source.state_dict(), tmp_path / "resnet18.pth")
-    cfg = compose_cfg("backbone=resnet18", "backbone.pretrained=true",
-                      f"backbone.weights_path={tmp_path / 'resnet18.pth'}", "modality=ct")
+    cfg = compose_cfg(
+        "backbone=resnet18",
+        "backbone.pretrained=true",
+        f"backbone.weights_path={tmp_path / 'resnet18.pth'}",
+        "modality=ct",
+    )
     net = instantiate(cfg.fusion, num_classes=2)
     # a 3-channel stem adapted to the one CT channel by timm (summed over colour channels)
     expected = source.conv1.weight.sum(dim=1, keepdim=True)

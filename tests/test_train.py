@@ -9,8 +9,13 @@ from mlflow.tracking import MlflowClient
 
 from conftest import make_tree, run_cli
 
-TINY = ["backbone=simple_cnn", "trainer.max_epochs=2", "data.image_size=16", "data.batch_size=4",
-        "data.decode_workers=1"]
+TINY = [
+    "backbone=simple_cnn",
+    "trainer.max_epochs=2",
+    "data.image_size=16",
+    "data.batch_size=4",
+    "data.decode_workers=1",
+]
 
 
 def runs_in(workdir: Path) -> tuple[MlflowClient, list]:
@@ -34,8 +39,15 @@ def test_training_run_is_fully_logged_to_mlflow(tmp_path):
     assert run.info.run_name == "early-simple_cnn-all"
     assert run.data.params["data/batch_size"] == "4"
     assert run.data.params["fusion/_target_"] == "mmfusion.models.fusion.EarlyFusion"
-    assert {"test/acc", "test/f1", "test/auroc", "test/precision", "test/recall",
-            "val/acc", "train/loss"} <= set(run.data.metrics)
+    assert {
+        "test/acc",
+        "test/f1",
+        "test/auroc",
+        "test/precision",
+        "test/recall",
+        "val/acc",
+        "train/loss",
+    } <= set(run.data.metrics)
     assert len(client.get_metric_history(run.info.run_id, "val/acc")) == 2
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"metrics.json", "confusion_matrix_test.png", "hydra", "checkpoints"} <= top
@@ -49,23 +61,38 @@ def test_training_run_is_fully_logged_to_mlflow(tmp_path):
 @pytest.mark.slow
 def test_multirun_gives_one_run_per_job_in_one_experiment(tmp_path):
     tree = make_tree(tmp_path / "tree", per_split={"train": 2, "valid": 1, "test": 1})
-    result = run_cli(["mmfusion", "-m", "data=folder", f"data.root={tree}", *TINY,
-                      "trainer.max_epochs=1", "fusion=early,intermediate", "modality=ct,all"],
-                     cwd=tmp_path)
+    result = run_cli(
+        [
+            "mmfusion",
+            "-m",
+            "data=folder",
+            f"data.root={tree}",
+            *TINY,
+            "trainer.max_epochs=1",
+            "fusion=early,intermediate",
+            "modality=ct,all",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     _, runs = runs_in(tmp_path)
     assert sorted(r.info.run_name for r in runs) == [
-        "early-simple_cnn-all", "early-simple_cnn-ct",
-        "intermediate-simple_cnn-all", "intermediate-simple_cnn-ct"]
+        "early-simple_cnn-all",
+        "early-simple_cnn-ct",
+        "intermediate-simple_cnn-all",
+        "intermediate-simple_cnn-ct",
+    ]
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
 def test_bad_data_root_is_one_line_naming_the_path(tmp_path):
-    result = run_cli(["mmfusion", "data=folder", f"data.root={tmp_path}/missing", *TINY],
-                     cwd=tmp_path)
+    result = run_cli(
+        ["mmfusion", "data=folder", f"data.root={tmp_path}/missing", *TINY], cwd=tmp_path
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"mmfusion: error: data root does not exist: {tmp_path}/missing (set data.root=PATH)")
+        f"mmfusion: error: data root does not exist: {tmp_path}/missing (set data.root=PATH)"
+    )
     assert "Traceback" not in result.stderr
 
 
@@ -73,11 +100,34 @@ def test_corrupt_file_via_cli_names_the_file_and_skip_reports_the_count(tmp_path
     tree = make_tree(tmp_path / "tree", per_split={"train": 2, "valid": 1, "test": 1})
     bad = tree / "train" / "CT" / "covid" / "covidtrain0.png"
     bad.write_bytes(b"not a png")
-    result = run_cli(["mmfusion", "data=folder", f"data.root={tree}", *TINY, "logger=none",
-                      "trainer.max_epochs=1"], cwd=tmp_path)
+    result = run_cli(
+        [
+            "mmfusion",
+            "data=folder",
+            f"data.root={tree}",
+            *TINY,
+            "logger=none",
+            "trainer.max_epochs=1",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(f"mmfusion: error: cannot read image {bad}")
-    result = run_cli(["mmfusion", "data=folder", f"data.root={tree}", *TINY, "logger=none",
-                      "trainer.max_epochs=1", "data.on_bad_file=skip"], cwd=tmp_path)
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"mmfusion: error: cannot read image {bad}")
+    )
+    result = run_cli(
+        [
+            "mmfusion",
+            "data=folder",
+            f"data.root={tree}",
+            *TINY,
+            "logger=none",
+            "trainer.max_epochs=1",
+            "data.on_bad_file=skip",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "skipped 1 unreadable files, dropping 1 patients" in result.stdout + result.stderr

@@ -49,7 +49,9 @@ def _decode_all(paths: Sequence[Path], size: int, audio: LogMel, workers: int) -
         return [_decode_one(p, size, audio) for p in paths]
     from joblib import Parallel, delayed
 
-    return Parallel(n_jobs=workers, batch_size=32)(delayed(_decode_one)(p, size, audio) for p in paths)
+    return Parallel(n_jobs=workers, batch_size=32)(
+        delayed(_decode_one)(p, size, audio) for p in paths
+    )
 
 
 def decoded_modality(
@@ -83,8 +85,12 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def decoded_split(
-    samples: Sequence[Sample], modalities: Sequence[str], size: int, audio: LogMel,
-    cache_dir: Path, workers: int = 1,
+    samples: Sequence[Sample],
+    modalities: Sequence[str],
+    size: int,
+    audio: LogMel,
+    cache_dir: Path,
+    workers: int = 1,
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Arrays per modality for the samples, and {file: reason} for every undecodable file."""
     arrays, bad_files = {}, {}

@@ -58,7 +58,7 @@ class MultimodalDataModule(pl.LightningDataModule):
         decode_workers: int = 2,
         cache_dir: str | Path = ".cache/mmfusion",
         on_bad_file: str = "raise",
-        root: str | None = None,  # noqa: ARG002 (interpolated into the layout by the config)
+        root: str | None = None,
     ) -> None:
         super().__init__()
         if on_bad_file not in BAD_FILE_POLICIES:
@@ -93,20 +93,29 @@ class MultimodalDataModule(pl.LightningDataModule):
     def _load(self, split: str) -> MultimodalDataset:
         samples = self.layout.samples(split, self.modalities)
         arrays, bad_files = decoded_split(
-            samples, self.modalities, self.image_size, self.audio,
-            self.cache_dir, self.decode_workers,
+            samples,
+            self.modalities,
+            self.image_size,
+            self.audio,
+            self.cache_dir,
+            self.decode_workers,
         )
         if bad_files and self.on_bad_file == "raise":
-            path, reason = next(iter(bad_files.items()))
+            _path, reason = next(iter(bad_files.items()))
             more = f" (and {len(bad_files) - 1} more)" if len(bad_files) > 1 else ""
             raise DataError(f"{reason}{more}; data.on_bad_file=skip drops such patients")
         if bad_files:
             bad = {str(p) for p in bad_files}
-            keep = [i for i, s in enumerate(samples)
-                    if not any(str(f) in bad for f in s.files.values())]
-            log.warning("%s split: skipped %d unreadable files, dropping %d patients "
-                        "(listed in bad_files.json)", split, len(bad_files),
-                        len(samples) - len(keep))
+            keep = [
+                i for i, s in enumerate(samples) if not any(str(f) in bad for f in s.files.values())
+            ]
+            log.warning(
+                "%s split: skipped %d unreadable files, dropping %d patients "
+                "(listed in bad_files.json)",
+                split,
+                len(bad_files),
+                len(samples) - len(keep),
+            )
             self.skipped.update(bad_files)
             samples = [samples[i] for i in keep]
             arrays = {m: a[keep] for m, a in arrays.items()}
@@ -129,9 +138,13 @@ class MultimodalDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(
-            self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
-            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(), drop_last=False,
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            drop_last=False,
         )
 
     def train_dataloader(self) -> DataLoader:

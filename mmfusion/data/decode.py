@@ -72,7 +72,10 @@ class LogMel:
         import librosa
 
         mel = librosa.feature.melspectrogram(
-            y=wave, sr=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length,
+            y=wave,
+            sr=self.sample_rate,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
             n_mels=self.n_mels,
         )
         db = librosa.power_to_db(mel, ref=np.max, top_db=self.top_db)
@@ -92,8 +95,12 @@ class MFCC(LogMel):
         import librosa
 
         mfcc = librosa.feature.mfcc(
-            y=wave, sr=self.sample_rate, n_mfcc=self.n_mfcc, n_fft=self.n_fft,
-            hop_length=self.hop_length, n_mels=self.n_mels,
+            y=wave,
+            sr=self.sample_rate,
+            n_mfcc=self.n_mfcc,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            n_mels=self.n_mels,
         )
         return (mfcc - mfcc.mean(axis=1, keepdims=True)) / (mfcc.std(axis=1, keepdims=True) + 1e-6)
 
@@ -110,7 +117,7 @@ def read_audio(path: Path, features: LogMel, size: int) -> np.ndarray:
         raise DataError(f"cannot read audio {path}: {err}") from err
     if wave.size == 0:
         raise DataError(f"cannot read audio {path}: no audio samples")
-    clip = _loudest_window(wave, int(round(features.duration * features.sample_rate)))
+    clip = _loudest_window(wave, round(features.duration * features.sample_rate))
     spectrum = np.flipud(features.features(clip))  # low frequencies at the bottom, as usual
     return _resize(spectrum, size).astype(np.float16)
 

@@ -80,8 +80,9 @@ class SplitFolderLayout:
         try:
             folder = self.root / self.split_dirs[split] / self.modality_dirs[modality]
         except KeyError as err:
-            raise DataError(f"layout has no {err.args[0]!r} (known: split_dirs, "
-                            f"modality_dirs of {self.root})") from err
+            raise DataError(
+                f"layout has no {err.args[0]!r} (known: split_dirs, modality_dirs of {self.root})"
+            ) from err
         if not folder.is_dir():
             raise DataError(f"missing folder {folder}")
         return folder
@@ -110,9 +111,7 @@ class SplitFolderLayout:
         samples: list[Sample] = []
         dropped: list[str] = []
         for label, name in enumerate(classes):
-            by_modality = {
-                m: _files_by_stem(self._folder(split, m) / name) for m in modalities
-            }
+            by_modality = {m: _files_by_stem(self._folder(split, m) / name) for m in modalities}
             stems = set.union(*(set(files) for files in by_modality.values()))
             for stem in sorted(stems):
                 if all(stem in files for files in by_modality.values()):
@@ -124,7 +123,10 @@ class SplitFolderLayout:
         if dropped:
             log.warning(
                 "%s split: dropped %d stems not present in every modality of %s, e.g. %s",
-                split, len(dropped), list(modalities), ", ".join(dropped[:3]),
+                split,
+                len(dropped),
+                list(modalities),
+                ", ".join(dropped[:3]),
             )
         if not samples:
             raise DataError(f"no paired samples in split {split!r} under {self.root}")

@@ -13,8 +13,13 @@ class BatchAugment(nn.Module):
     The shift is kept small and there is no flip: laterality matters in chest images.
     """
 
-    def __init__(self, max_shift: float = 0.06, intensity: float = 0.1, spec_mask: float = 0.15,
-                 spectrogram_modalities: tuple[str, ...] = ("cough",)) -> None:
+    def __init__(
+        self,
+        max_shift: float = 0.06,
+        intensity: float = 0.1,
+        spec_mask: float = 0.15,
+        spectrogram_modalities: tuple[str, ...] = ("cough",),
+    ) -> None:
         super().__init__()
         self.max_shift = max_shift
         self.intensity = intensity

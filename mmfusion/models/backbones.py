@@ -78,6 +78,9 @@ class BackboneFactory:
             raise ConfigError(f"backbone.weights_path={path} does not exist")
         # timm loads the file with weights_only and adapts the stem to in_chans
         return timm.create_model(
-            self.name, pretrained=True, in_chans=in_chans, num_classes=0,
+            self.name,
+            pretrained=True,
+            in_chans=in_chans,
+            num_classes=0,
             pretrained_cfg_overlay={"file": str(path), "num_classes": 0},
         )

@@ -34,8 +34,14 @@ class EarlyFusion(nn.Module):
 class IntermediateFusion(nn.Module):
     """One encoder per modality; pooled features concatenated into an MLP head."""
 
-    def __init__(self, backbone: Encoder, modalities: Sequence[str], num_classes: int,
-                 hidden_dim: int = 256, dropout: float = 0.3) -> None:
+    def __init__(
+        self,
+        backbone: Encoder,
+        modalities: Sequence[str],
+        num_classes: int,
+        hidden_dim: int = 256,
+        dropout: float = 0.3,
+    ) -> None:
         super().__init__()
         self.modalities = list(modalities)
         self.encoders = nn.ModuleDict({m: backbone(1) for m in self.modalities})

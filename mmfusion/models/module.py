@@ -24,13 +24,15 @@ Batch = tuple[dict[str, Tensor], Tensor]
 
 def classification_metrics(num_classes: int) -> MetricCollection:
     """Accuracy and macro precision / recall / F1 / AUROC, the figures every run reports."""
-    return MetricCollection({
-        "acc": MulticlassAccuracy(num_classes, average="micro"),
-        "precision": MulticlassPrecision(num_classes, average="macro"),
-        "recall": MulticlassRecall(num_classes, average="macro"),
-        "f1": MulticlassF1Score(num_classes, average="macro"),
-        "auroc": MulticlassAUROC(num_classes, average="macro"),
-    })
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "precision": MulticlassPrecision(num_classes, average="macro"),
+            "recall": MulticlassRecall(num_classes, average="macro"),
+            "f1": MulticlassF1Score(num_classes, average="macro"),
+            "auroc": MulticlassAUROC(num_classes, average="macro"),
+        }
+    )
 
 
 class FusionClassifier(pl.LightningModule):
@@ -48,8 +50,7 @@ class FusionClassifier(pl.LightningModule):
     ) -> None:
         super().__init__()
         # the checkpoint must rebuild the model alone: keep names, stats and the resolved config
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "augment"],
-                                  logger=False)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "augment"], logger=False)
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -59,15 +60,20 @@ class FusionClassifier(pl.LightningModule):
             self.register_buffer(f"std_{modality}", torch.tensor(float(std)))
         num_classes = len(class_names)
         for split in ("train", "val", "test"):  # attributes, so Lightning moves and resets them
-            setattr(self, f"{split}_metrics",
-                    classification_metrics(num_classes).clone(prefix=f"{split}/"))
+            setattr(
+                self,
+                f"{split}_metrics",
+                classification_metrics(num_classes).clone(prefix=f"{split}/"),
+            )
         self.confusion = MulticlassConfusionMatrix(num_classes)
         self.test_probs: list[Tensor] = []
         self.test_labels: list[Tensor] = []
 
     def normalise(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {m: (x - getattr(self, f"mean_{m}")) / getattr(self, f"std_{m}")
-                for m, x in inputs.items()}
+        return {
+            m: (x - getattr(self, f"mean_{m}")) / getattr(self, f"std_{m}")
+            for m, x in inputs.items()
+        }
 
     def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         """Logits for raw inputs in [0, 1] (images) or feature units (spectrograms)."""
@@ -86,10 +92,18 @@ class FusionClassifier(pl.LightningModule):
         probs = logits.float().softmax(dim=1)
         metrics = getattr(self, f"{split}_metrics")
         metrics.update(probs, labels)
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=split != "test",
-                 batch_size=len(labels), sync_dist=True)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=split == "val",
-                      batch_size=len(labels))
+        self.log(
+            f"{split}/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=split != "test",
+            batch_size=len(labels),
+            sync_dist=True,
+        )
+        self.log_dict(
+            metrics, on_step=False, on_epoch=True, prog_bar=split == "val", batch_size=len(labels)
+        )
         return loss, probs
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
