@@ -50,6 +50,32 @@ def confusion_matrix_figure(
     return path
 
 
+def write_predictions(
+    path: Path, samples: Sequence, probs: np.ndarray, class_names: Sequence[str]
+) -> Path:
+    """One row per test patient: id, true / predicted label, class probabilities, its files.
+
+    This file is what the comparison report's bootstrap and McNemar tests are computed from.
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "sample_id": [s.sample_id for s in samples],
+            "label": [s.label for s in samples],
+            "label_name": [class_names[s.label] for s in samples],
+            "pred": probs.argmax(axis=1),
+            "pred_name": [class_names[i] for i in probs.argmax(axis=1)],
+        }
+    )
+    for i, name in enumerate(class_names):
+        frame[f"prob_{name}"] = probs[:, i]
+    for modality in samples[0].files:
+        frame[f"file_{modality}"] = [str(s.files[modality]) for s in samples]
+    frame.to_csv(path, index=False)
+    return path
+
+
 def print_summary(
     metrics: Mapping[str, float], run_id: str | None, output_dir: Path, tracking_uri: str | None
 ) -> None:

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import hydra
 import lightning.pytorch as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mmfusion.errors import find_user_error
-from mmfusion.report import confusion_matrix_figure, print_summary
+from mmfusion.report import confusion_matrix_figure, print_summary, write_predictions
 from mmfusion.tracking import log_artifact, mlflow_loggers
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,14 @@ def _write_artifacts(cfg, trainer, model, datamodule, loggers, metrics) -> None:
         files.append(
             confusion_matrix_figure(
                 matrix, datamodule.class_names, out / "confusion_matrix_test.png"
+            )
+        )
+        files.append(
+            write_predictions(
+                out / "test_predictions.csv",
+                datamodule.datasets["test"].samples,
+                torch.cat(model.test_probs).numpy(),
+                datamodule.class_names,
             )
         )
     if datamodule.skipped:
