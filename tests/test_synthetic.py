@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -235,9 +236,11 @@ def test_ceilings_json_is_consistent_with_findings_csv(tiny_root: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_ensure_synthetic_generates_once_then_reuses(tmp_path: Path, monkeypatch) -> None:
+def test_ensure_synthetic_generates_once_then_reuses(tmp_path: Path, monkeypatch, caplog) -> None:
     spec = tiny_spec()
-    first = ensure_synthetic(tmp_path, spec, workers=1)
+    with caplog.at_level(logging.INFO, logger="mmfusion.data.synthetic"):
+        first = ensure_synthetic(tmp_path, spec, workers=1)
+    assert len(caplog.records) == 1 and "generated" in caplog.records[0].getMessage()
     assert first == tmp_path / f"synthetic-{spec.key()}"
     assert (first / "generator.json").is_file()
     stamp = (first / "generator.json").stat().st_mtime_ns
@@ -246,7 +249,10 @@ def test_ensure_synthetic_generates_once_then_reuses(tmp_path: Path, monkeypatch
         raise AssertionError("generate() must not run again for a cached dataset")
 
     monkeypatch.setattr(synthetic, "generate", fail)
-    assert ensure_synthetic(tmp_path, spec, workers=1) == first
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="mmfusion.data.synthetic"):
+        assert ensure_synthetic(tmp_path, spec, workers=1) == first
+    assert caplog.records == []
     assert (first / "generator.json").stat().st_mtime_ns == stamp
     leftovers = [p.name for p in tmp_path.iterdir() if p.is_dir() and p != first]
     assert leftovers == []  # the temporary sibling was renamed into place

@@ -388,13 +388,15 @@ def _ct_finding(
         m, _, _, ell = lungs[int(rng.integers(2))]
         r = rng.uniform(0.12, 0.19)
         limit = max(0.0, 1.0 - r / min(ell[2], ell[3]) - 0.05)
-        ((cx, cy),) = _in_ellipse(rng, ell, 1, rho=(0.0, limit))
-        dx, dy = x - cx, y - cy
-        lobes = 1.0 + rng.uniform(0.02, 0.07) * np.sin(
-            int(rng.integers(3, 7)) * np.arctan2(dy, dx) + rng.uniform(0, 2 * math.pi)
-        )
-        mass = _edge(np.sqrt(dx * dx + dy * dy) - r * lobes, px, 1.5)
-        return _lerp(img, rng.uniform(0.62, 0.76), mass * np.maximum(m, 0.5 * mass))
+        lobes = rng.uniform(0.02, 0.07), int(rng.integers(3, 7)), rng.uniform(0, 2 * math.pi)
+        for _ in range(20):  # keep the mass in aerated lung, not hidden against the heart
+            ((cx, cy),) = _in_ellipse(rng, ell, 1, rho=(0.0, limit))
+            dx, dy = x - cx, y - cy
+            radius = r * (1.0 + lobes[0] * np.sin(lobes[1] * np.arctan2(dy, dx) + lobes[2]))
+            mass = _edge(np.sqrt(dx * dx + dy * dy) - radius, px, 1.5)
+            if np.sum(mass * m) > 0.9 * np.sum(mass):
+                break
+        return _lerp(img, rng.uniform(0.62, 0.76), mass * m)
     if finding == "Pneumonia":
         m, u, v, _ = lungs[int(rng.integers(2))]
         # Posterior (= lower in the image) part of one lung, with a wavy anterior border.
@@ -410,7 +412,9 @@ def _ct_finding(
         glass = np.zeros_like(img)
         for side in sides:
             m, _, _, ell = lungs[int(side)]
-            pts = _in_ellipse(rng, ell, 1, rho=(0.6, 0.88))
+            lateral = math.pi if side == 0 else 0.0  # periphery, away from the mediastinum
+            arc = (lateral - 2 * math.pi / 3, lateral + 2 * math.pi / 3)
+            pts = _in_ellipse(rng, ell, 1, rho=(0.6, 0.88), phi=arc)
             blob = _blobs(f, pts, rng.uniform(0.05, 0.085, 1))[0]
             glass = np.maximum(glass, blob * rng.uniform(0.2, 0.3) * m)
         return img + glass * (1.0 + 0.25 * _smooth_field(rng, x.shape[0]))
