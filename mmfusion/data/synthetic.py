@@ -261,7 +261,7 @@ def _in_ellipse(
     rho: tuple[float, float] = (0.0, 1.0),
     phi: tuple[float, float] = (0.0, 2 * math.pi),
 ) -> np.ndarray:
-    """n points uniform-by-area in the ring rho of ellipse ``(cx, cy, ax, ay, th)``."""
+    """Draw n points uniform-by-area in the ring rho of ellipse ``(cx, cy, ax, ay, th)``."""
     cx, cy, ax, ay, th = ell
     r = np.sqrt(rng.uniform(rho[0] ** 2, rho[1] ** 2, n))
     a = rng.uniform(*phi, n)
@@ -284,7 +284,7 @@ def _smooth_field(rng: np.random.Generator, size: int, k: int = 4) -> np.ndarray
     wy = (f * np.sin(a))[:, None] * c[None] + ph[:, None]  # (k, H)
     cx, sx = np.cos(wx).astype(np.float32), np.sin(wx).astype(np.float32)
     cy, sy = np.cos(wy).astype(np.float32), np.sin(wy).astype(np.float32)
-    return (cy.T @ cx - sy.T @ sx) / math.sqrt(k)
+    return (np.einsum("kh,kw->hw", cy, cx) - np.einsum("kh,kw->hw", sy, sx)) / math.sqrt(k)
 
 
 def _finish(rng: np.random.Generator, img: np.ndarray, noise: tuple[float, float]) -> np.ndarray:
@@ -705,8 +705,11 @@ def _render_chunk(root: str, spec: SyntheticSpec, tasks: list[_Task]) -> list[di
 
 
 def generate(root: Path, spec: SyntheticSpec, workers: int = 2) -> None:
-    """Write the full Kaggle-style layout plus ``ceilings.json``, ``findings.csv`` and
-    ``generator.json`` (written last, so its presence marks a complete dataset)."""
+    """Write the Kaggle-style layout plus ``ceilings.json``, ``findings.csv``, ``generator.json``.
+
+    ``generator.json`` is written last, so its presence marks a complete dataset.  Output bytes
+    depend only on ``spec``: every patient has its own seeded generator, whatever ``workers`` is.
+    """
     root = Path(root)
     for split, mod, cls in itertools.product(SPLIT_DIRS, MODALITY_DIRS.values(), CLASSES):
         (root / split / mod / cls).mkdir(parents=True, exist_ok=True)
@@ -742,7 +745,11 @@ def generate(root: Path, spec: SyntheticSpec, workers: int = 2) -> None:
 
 
 def ensure_synthetic(parent: Path, spec: SyntheticSpec, workers: int = 2) -> Path:
-    """Return ``parent/synthetic-<key>``, generating it once (atomically, under a file lock)."""
+    """Return ``parent/synthetic-<key>``, generating it on first use.
+
+    Generation goes to a temporary sibling that is renamed into place, under a file lock, so
+    concurrent processes (e.g. DDP ranks or sweep jobs) build it once and never see a partial one.
+    """
     parent = Path(parent)
     target = parent / f"synthetic-{spec.key()}"
     if (target / "generator.json").is_file():
@@ -754,6 +761,7 @@ def ensure_synthetic(parent: Path, spec: SyntheticSpec, workers: int = 2) -> Pat
         if target.exists():  # leftover from an interrupted run without the completion marker
             shutil.rmtree(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".synthetic-{spec.key()}-", dir=parent))
+        tmp.chmod(0o755)  # mkdtemp makes it private; the dataset should be shareable
         try:
             start = time.perf_counter()
             generate(tmp, spec, workers=workers)
