@@ -173,18 +173,38 @@ class MFCC(LogMel):
         return (mfcc - mfcc.mean(axis=1, keepdims=True)) / (mfcc.std(axis=1, keepdims=True) + 1e-6)
 
 
-def read_audio(path: Path, features: LogMel, size: int) -> np.ndarray:
-    """An audio file (any rate, mono or stereo, any length) as a size x size float16 map."""
+def _audio_failure(path: Path, err: Exception) -> str:
+    """Why a file is not audio: soundfile's reason when it has one (audioread's is often empty)."""
+    import soundfile as sf
+
+    try:
+        sf.info(path)
+    except Exception as sf_err:
+        reason = str(sf_err).rsplit(": ", 1)[-1]
+        if "does not exist" in reason:  # libsndfile's words for MP3 data it cannot parse
+            reason = "unrecognised or corrupt audio data"
+        return f"not decodable audio ({reason})"
+    return str(err) or type(err).__name__
+
+
+def load_wave(path: Path, sample_rate: int | None, mono: bool = True) -> tuple[np.ndarray, int]:
+    """(samples, rate) of an audio file, resampled unless `sample_rate` is None."""
     import librosa
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # librosa's audioread fallback notice
-            wave, _ = librosa.load(path, sr=features.sample_rate, mono=True)
+            wave, rate = librosa.load(path, sr=sample_rate, mono=mono)
     except Exception as err:  # soundfile/audioread raise many unrelated types
-        raise DataError(f"cannot read audio {path}: {err}") from err
+        raise DataError(f"cannot read audio {path}: {_audio_failure(path, err)}") from err
     if wave.size == 0:
         raise DataError(f"cannot read audio {path}: no audio samples")
+    return wave, int(rate)
+
+
+def read_audio(path: Path, features: LogMel, size: int) -> np.ndarray:
+    """An audio file (any rate, mono or stereo, any length) as a size x size float16 map."""
+    wave, _ = load_wave(path, features.sample_rate)
     clip = _loudest_window(wave, round(features.duration * features.sample_rate))
     spectrum = np.flipud(features.features(clip))  # low frequencies at the bottom, as usual
     return _resize(spectrum, size).astype(np.float16)

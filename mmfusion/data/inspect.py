@@ -7,14 +7,13 @@ Readability is judged by the same readers training uses, so "readable here" mean
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from mmfusion.data.decode import CTWindow, read_image
+from mmfusion.data.decode import CTWindow, load_wave, read_image
 from mmfusion.data.layout import AUDIO_EXTS
 from mmfusion.data.leakage import file_sha256
 from mmfusion.errors import DataError
@@ -51,17 +50,9 @@ def _image_facts(path: Path, window: CTWindow | None) -> dict[str, Any]:
 
 
 def _audio_facts(path: Path, silence_dbfs: float) -> dict[str, Any]:
-    import librosa
     import soundfile as sf
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            wave, rate = librosa.load(path, sr=None, mono=False)
-    except Exception as err:  # soundfile / audioread raise many unrelated types
-        raise DataError(f"cannot read audio {path}: {err}") from err
-    if wave.size == 0:
-        raise DataError(f"cannot read audio {path}: no audio samples")
+    wave, rate = load_wave(path, None, mono=False)
     try:
         audio_format = sf.info(path).format
     except Exception:  # formats only audioread opens
