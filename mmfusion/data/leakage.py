@@ -92,7 +92,9 @@ def refuse_leakage(
     groups = cross_split_duplicates(samples_by_split, cache_dir)
     if not groups:
         return groups
-    example = " == ".join(f"{path} ({split})" for split, _, path in groups[0][:2])
+    first = groups[0][0]
+    other = next(entry for entry in groups[0] if entry[0] != first[0])
+    example = " == ".join(f"{path} ({split})" for split, _, path in (first, other))
     message = (
         f"leakage: {len(groups)} file(s) are byte-identical across splits, e.g. {example}; "
         "run `python -m mmfusion.check` with the same data options for the full list"
