@@ -19,7 +19,12 @@ GROUPS = [
     "experiment",
 ]
 # the option each real-data member needs (`???` in its yaml)
-DATA_REQUIRED = {"folder": "root", "cxr_ct_cough": "root", "covid_xray_ct": "root", "manifest": "manifest"}
+DATA_REQUIRED = {
+    "folder": "root",
+    "cxr_ct_cough": "root",
+    "covid_xray_ct": "root",
+    "manifest": "manifest",
+}
 MEMBERS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 

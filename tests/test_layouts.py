@@ -200,9 +200,7 @@ def write_manifest(root: Path, text: str = MANIFEST) -> Path:
     return root / "manifest.csv"
 
 
-def test_manifest_missing_cells_drop_the_patient_only_where_the_modality_is_used(
-    tmp_path, caplog
-):
+def test_manifest_missing_cells_drop_the_patient_only_where_the_modality_is_used(tmp_path, caplog):
     layout = ManifestLayout(write_manifest(tmp_path / "data"))
     assert layout.classes(ALL) == ["covid", "healthy"]
     with caplog.at_level(logging.WARNING):
@@ -255,7 +253,10 @@ def test_manifest_paths_outside_the_data_root_are_refused_unless_allowed(tmp_pat
     ("text", "message"),
     [
         ("patient_id,label,ct\np1,a,x.png\np1,b,y.png\n", "more than one row: p1"),
-        ("patient_id,label,split,ct\np1,a,holdout,x.png\n", r"unknown split value\(s\) \['holdout'\]"),
+        (
+            "patient_id,label,split,ct\np1,a,holdout,x.png\n",
+            r"unknown split value\(s\) \['holdout'\]",
+        ),
         ("patient_id,ct\np1,x.png\n", "needs columns patient_id, label"),
     ],
 )
@@ -283,4 +284,3 @@ def test_real_sample_through_a_manifest(tmp_path):
     dm.setup()
     assert dm.class_names == ["covid", "non_covid"]
     assert sum(len(d) for d in dm.datasets.values()) == 12
-

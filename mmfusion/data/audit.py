@@ -30,7 +30,7 @@ AUDIO_ATTRIBUTES = ("format", "sample_rate", "channels")
 class CheckOptions:
     """Thresholds of the checker (config group `check`)."""
 
-    phash_distance: int = 4
+    phash_distance: int = 10
     min_audio_seconds: float = 0.5
     silence_dbfs: float = -60.0
     confound_min_files: int = 5
@@ -186,16 +186,15 @@ def _near_duplicates(records: list[dict[str, Any]], report: Report, distance: in
         if record.get("phash"):
             by_modality[record["modality"]].append(record)
     for group in by_modality.values():
-        hashes = np.array([int(r["phash"], 16) for r in group], dtype=np.uint64)
+        hashes = np.stack([np.frombuffer(bytes.fromhex(r["phash"]), np.uint64) for r in group])
         splits = np.array([SPLITS.index(r["split"]) for r in group])
         for i in range(len(group) - 1):
-            near = np.bitwise_count(hashes[i] ^ hashes[i + 1 :]) <= distance
-            near &= splits[i + 1 :] != splits[i]
-            for j in np.flatnonzero(near) + i + 1:
-                a, b = group[i], group[j]
+            bits = np.bitwise_count(hashes[i] ^ hashes[i + 1 :]).sum(axis=1)
+            near = (bits <= distance) & (splits[i + 1 :] != splits[i])
+            for j in np.flatnonzero(near):
+                a, b = group[i], group[i + 1 + j]
                 if a["sha256"] != b["sha256"]:
-                    bits = int(np.bitwise_count(hashes[i] ^ hashes[j]))
-                    pairs.append(f"{_where(a)} ~ {_where(b)} (distance {bits})")
+                    pairs.append(f"{_where(a)} ~ {_where(b)} (distance {bits[j]})")
     report.sections["near_duplicates_across_splits"] = pairs
     if pairs:
         report.add(

@@ -19,6 +19,9 @@ from mmfusion.data.leakage import file_sha256
 from mmfusion.errors import DataError
 
 PHASH_SIZE = 64  # decoded side length the perceptual hash is computed from
+# 16 x 16 = 256-bit pHash: re-encoded or resized copies stay within ~8 bits, while distinct chest
+# images (which all look alike to a 64-bit hash: 2 bits apart at worst) stay 12+ bits apart
+PHASH_BITS_SIDE = 16
 
 
 def _image_facts(path: Path, window: CTWindow | None) -> dict[str, Any]:
@@ -45,7 +48,7 @@ def _image_facts(path: Path, window: CTWindow | None) -> dict[str, Any]:
                 "width": image.width,
                 "height": image.height,
             }
-    facts["phash"] = str(imagehash.phash(Image.fromarray(decoded)))
+    facts["phash"] = str(imagehash.phash(Image.fromarray(decoded), hash_size=PHASH_BITS_SIDE))
     return {"kind": "image", **facts}
 
 
