@@ -135,6 +135,16 @@ def test_training_refuses_leakage_unless_allowed(tmp_path, caplog):
     assert "allowed by data.allow_leakage=true" in caplog.text
 
 
+def test_training_names_silent_recordings(tmp_path, caplog):
+    root = make_tree(tmp_path / "tree", {"train": 2, "valid": 1, "test": 1})
+    silent = root / "train" / "Cough sound" / "covid" / "covidtrain1.wav"
+    sf.write(silent, np.zeros(4000, np.float32), 8000)
+    with caplog.at_level(logging.WARNING):
+        MultimodalDataModule(SplitFolderLayout(root), ALL, 16, cache_dir=tmp_path / "c").setup()
+    assert "train split: 1 inputs are blank after decoding" in caplog.text
+    assert str(silent) in caplog.text
+
+
 @pytest.mark.skipif(not REAL_SAMPLE.is_dir(), reason="../shared/real-sample is not here")
 def test_real_sample_confounds_are_found():
     """The public COVID sets' known confound: covid X-rays are JPEGs, the NIH ones PNGs."""

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from mmfusion.data.blank import report_blank
 from mmfusion.data.cache import decoded_split
 from mmfusion.data.decode import CTWindow, LogMel
 from mmfusion.data.layout import Sample, SplitFolderLayout
@@ -131,6 +132,7 @@ class MultimodalDataModule(pl.LightningDataModule):
             arrays = {m: a[keep] for m, a in arrays.items()}
         if not samples:
             raise DataError(f"no readable samples left in split {split!r}")
+        report_blank(split, samples, arrays)
         return MultimodalDataset(arrays, samples)
 
     @property
