@@ -61,6 +61,7 @@ class MultimodalDataModule(pl.LightningDataModule):
         cache_dir: str | Path = ".cache/mmfusion",
         on_bad_file: str = "raise",
         root: str | None = None,
+        manifest: str | None = None,  # like root: a user-facing option the layout reads
         ct_window: CTWindow | None = None,
         allow_leakage: bool = False,
     ) -> None:
