@@ -158,22 +158,22 @@ def _exact_duplicates(records: list[dict[str, Any]], report: Report) -> None:
         report.add(
             "error",
             "duplicate_exact",
-            f"LEAKAGE: {len(across)} files are byte-identical across splits",
-            across,
+            f"LEAKAGE: {len(across)} file(s) occur byte-identical in more than one split",
+            [" == ".join(group) for group in across],
         )
     if conflicting:
         report.add(
             "warning",
             "duplicate_label_conflict",
-            f"{len(conflicting)} byte-identical files carry different labels",
-            conflicting,
+            f"{len(conflicting)} file(s) occur byte-identical under different labels",
+            [" == ".join(group) for group in conflicting],
         )
     if within:
         report.add(
             "warning",
             "duplicate_within_split",
-            f"{len(within)} groups of byte-identical files inside one split (weighted twice)",
-            within,
+            f"{len(within)} file(s) occur byte-identical twice in one split (counted twice)",
+            [" == ".join(group) for group in within],
         )
 
 
@@ -351,7 +351,7 @@ def audit(
     _inspect(records, window or CTWindow(), options)
     unreadable = [f"{r['error']} ({r['split']}/{r['class']})" for r in records if r["error"]]
     if unreadable:
-        report.add("error", "unreadable", f"{len(unreadable)} files cannot be read", unreadable)
+        report.add("error", "unreadable", f"{len(unreadable)} file(s) cannot be read", unreadable)
     readable = [r for r in records if not r["error"]]
     _exact_duplicates(readable, report)
     _near_duplicates(readable, report, options.phash_distance)
