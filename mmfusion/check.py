@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -27,7 +28,9 @@ LEVEL_STYLE = {"error": "bold red", "warning": "bold yellow"}
 
 def _counts_table(report: dict) -> Table:
     modalities = report["data"]["modalities"]
-    table = Table(title="Files per split x class x modality (paired = patients usable together)")
+    table = Table(
+        title="Files per split and class", caption="paired: patients with a file in every modality"
+    )
     for column in ("split", "class", *modalities, "paired"):
         table.add_column(column, justify="left" if column in ("split", "class") else "right")
     for split, classes in report["counts"].items():
@@ -100,7 +103,9 @@ def print_report(report: dict, console: Console) -> None:
     for finding in report["findings"]:
         style = LEVEL_STYLE.get(finding["level"], "")
         console.print(
-            f"[{style}]{finding['level'].upper()}[/] {finding['message']}", highlight=False
+            f"[{style}]{finding['level'].upper()}[/] {finding['message']}",
+            highlight=False,
+            soft_wrap=True,
         )
         for item in finding["items"]:
             console.print(f"    {item}", highlight=False, soft_wrap=True)
@@ -122,7 +127,9 @@ def check(cfg: DictConfig) -> int:
     if cfg.check.json:
         print(json.dumps(report, indent=2, default=str))
     else:
-        print_report(report, Console(width=None if sys.stdout.isatty() else 140))
+        print_report(
+            report, Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 140)
+        )
     return 1 if report["errors"] else 0
 
 
