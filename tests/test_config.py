@@ -18,6 +18,13 @@ GROUPS = [
     "callbacks",
     "experiment",
 ]
+# the option each real-data member needs (`???` in its yaml)
+DATA_REQUIRED = {
+    "folder": "root",
+    "cxr_ct_cough": "root",
+    "covid_xray_ct": "root",
+    "manifest": "manifest",
+}
 MEMBERS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 
@@ -28,8 +35,10 @@ def test_every_group_has_members():
 @pytest.mark.parametrize(("group", "member"), MEMBERS, ids=[f"{g}={m}" for g, m in MEMBERS])
 def test_member_composes_and_resolves(compose_cfg, tmp_path, group, member):
     overrides = [f"{group}={member}"]
-    if group != "data" or member == "folder":
+    if group != "data":
         overrides += ["data=folder", f"data.root={tmp_path}"]
+    elif member in DATA_REQUIRED:
+        overrides += [f"data.{DATA_REQUIRED[member]}={tmp_path}"]
     cfg = compose_cfg(*overrides)
     assert cfg.modality.names
     for key in ("data", "fusion", "model", "trainer", "logger", "callbacks"):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from mmfusion.data.decode import LogMel, read_file
+from mmfusion.data.decode import CTWindow, LogMel, read_file
 from mmfusion.data.layout import Sample
 from mmfusion.errors import DataError
 
@@ -24,17 +24,22 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 
 
-def _decode_one(path: Path, size: int, audio: LogMel) -> np.ndarray | str:
+def _decode_one(
+    path: Path, size: int, audio: LogMel, window: CTWindow | None = None
+) -> np.ndarray | str:
     """The decoded array, or the reason it could not be decoded."""
     try:
-        return read_file(path, size, audio)
+        return read_file(path, size, audio, window)
     except DataError as err:
         return str(err)
 
 
-def cache_key(paths: Sequence[Path], size: int, audio: LogMel) -> str:
+def cache_key(
+    paths: Sequence[Path], size: int, audio: LogMel, window: CTWindow | None = None
+) -> str:
     digest = hashlib.sha1()
-    digest.update(json.dumps([CACHE_VERSION, size, audio.params()]).encode())
+    params = [CACHE_VERSION, size, audio.params(), window.params() if window else None]
+    digest.update(json.dumps(params).encode())
     for path in paths:
         try:
             stat = path.stat()
@@ -44,27 +49,34 @@ def cache_key(paths: Sequence[Path], size: int, audio: LogMel) -> str:
     return digest.hexdigest()[:16]
 
 
-def _decode_all(paths: Sequence[Path], size: int, audio: LogMel, workers: int) -> list:
+def _decode_all(
+    paths: Sequence[Path], size: int, audio: LogMel, workers: int, window: CTWindow | None
+) -> list:
     if workers <= 1 or len(paths) < 64:
-        return [_decode_one(p, size, audio) for p in paths]
+        return [_decode_one(p, size, audio, window) for p in paths]
     from joblib import Parallel, delayed
 
     return Parallel(n_jobs=workers, batch_size=32)(
-        delayed(_decode_one)(p, size, audio) for p in paths
+        delayed(_decode_one)(p, size, audio, window) for p in paths
     )
 
 
 def decoded_modality(
-    paths: Sequence[Path], size: int, audio: LogMel, cache_dir: Path, workers: int = 1
+    paths: Sequence[Path],
+    size: int,
+    audio: LogMel,
+    cache_dir: Path,
+    workers: int = 1,
+    window: CTWindow | None = None,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """(array of shape (N, size, size), {index: reason} for files that could not be decoded)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = cache_key(paths, size, audio)
+    key = cache_key(paths, size, audio, window)
     array_path, bad_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.bad.json"
     with FileLock(str(cache_dir / f"{key}.lock")):
         if not array_path.exists():
             log.info("decoding %d files into the cache %s", len(paths), array_path)
-            results = _decode_all(paths, size, audio, workers)
+            results = _decode_all(paths, size, audio, workers, window)
             good = [r for r in results if isinstance(r, np.ndarray)]
             template = good[0] if good else np.zeros((size, size), np.uint8)
             array = np.stack(
@@ -91,11 +103,16 @@ def decoded_split(
     audio: LogMel,
     cache_dir: Path,
     workers: int = 1,
+    ct_window: CTWindow | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Arrays per modality for the samples, and {file: reason} for every undecodable file."""
+    """Arrays per modality for the samples, and {file: reason} for every undecodable file.
+
+    `ct_window` applies to the CT modality only: HU windowing means nothing for X-rays or audio.
+    """
     arrays, bad_files = {}, {}
     for modality in modalities:
         paths = [s.files[modality] for s in samples]
-        arrays[modality], bad = decoded_modality(paths, size, audio, cache_dir, workers)
+        window = ct_window if modality == "ct" else None
+        arrays[modality], bad = decoded_modality(paths, size, audio, cache_dir, workers, window)
         bad_files.update({str(paths[i]): reason for i, reason in bad.items()})
     return arrays, bad_files

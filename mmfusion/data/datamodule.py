@@ -11,9 +11,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from mmfusion.data.blank import report_blank
 from mmfusion.data.cache import decoded_split
-from mmfusion.data.decode import LogMel
+from mmfusion.data.decode import CTWindow, LogMel
 from mmfusion.data.layout import Sample, SplitFolderLayout
+from mmfusion.data.leakage import refuse_leakage
 from mmfusion.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,9 @@ class MultimodalDataModule(pl.LightningDataModule):
         cache_dir: str | Path = ".cache/mmfusion",
         on_bad_file: str = "raise",
         root: str | None = None,
+        manifest: str | None = None,  # like root: a user-facing option the layout reads
+        ct_window: CTWindow | None = None,
+        allow_leakage: bool = False,
     ) -> None:
         super().__init__()
         if on_bad_file not in BAD_FILE_POLICIES:
@@ -66,6 +71,8 @@ class MultimodalDataModule(pl.LightningDataModule):
         if not modalities:
             raise ConfigError("modality.names is empty: name at least one modality")
         self.layout = layout
+        if hasattr(layout, "on_bad_file"):  # one policy: unreadable folders follow it too
+            layout.on_bad_file = on_bad_file
         self.modalities = list(modalities)
         self.image_size = image_size
         self.audio = audio or LogMel()
@@ -74,6 +81,8 @@ class MultimodalDataModule(pl.LightningDataModule):
         self.decode_workers = decode_workers
         self.cache_dir = Path(cache_dir)
         self.on_bad_file = on_bad_file
+        self.ct_window = ct_window or CTWindow()
+        self.allow_leakage = allow_leakage
         self.datasets: dict[str, MultimodalDataset] = {}
         self.skipped: dict[str, str] = {}
         self.class_names: list[str] = []
@@ -85,13 +94,15 @@ class MultimodalDataModule(pl.LightningDataModule):
         if self.datasets:
             return
         self.class_names = self.layout.classes(self.modalities)
+        samples = {split: self.layout.samples(split, self.modalities) for split in SPLITS}
+        refuse_leakage(samples, self.allow_leakage, self.cache_dir)  # before any decoding
         for split in SPLITS:
-            self.datasets[split] = self._load(split)
+            self.datasets[split] = self._load(split, samples[split])
+        self.skipped.update(getattr(self.layout, "bad_files", {}))  # unreadable folders
         counts = {s: len(d) for s, d in self.datasets.items()}
         log.info("data: %s, classes %s, modalities %s", counts, self.class_names, self.modalities)
 
-    def _load(self, split: str) -> MultimodalDataset:
-        samples = self.layout.samples(split, self.modalities)
+    def _load(self, split: str, samples: list[Sample]) -> MultimodalDataset:
         arrays, bad_files = decoded_split(
             samples,
             self.modalities,
@@ -99,6 +110,7 @@ class MultimodalDataModule(pl.LightningDataModule):
             self.audio,
             self.cache_dir,
             self.decode_workers,
+            self.ct_window,
         )
         if bad_files and self.on_bad_file == "raise":
             _path, reason = next(iter(bad_files.items()))
@@ -121,6 +133,7 @@ class MultimodalDataModule(pl.LightningDataModule):
             arrays = {m: a[keep] for m, a in arrays.items()}
         if not samples:
             raise DataError(f"no readable samples left in split {split!r}")
+        report_blank(split, samples, arrays)
         return MultimodalDataset(arrays, samples)
 
     @property

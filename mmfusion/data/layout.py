@@ -31,17 +31,23 @@ class Sample:
     files: Mapping[str, Path]
 
 
-def _list_dir(folder: Path) -> list[Path]:
+def _list_dir(folder: Path, bad_folders: dict[str, str] | None = None) -> list[Path]:
+    """Entries of a folder; an unreadable one raises, or is recorded when `bad_folders` is given."""
     try:
         return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     except OSError as err:
-        raise DataError(f"cannot read folder {folder}: {err.strerror or err}") from err
+        reason = f"cannot read folder {folder}: {err.strerror or err}"
+        if bad_folders is None:
+            raise DataError(reason) from err
+        bad_folders[str(folder)] = reason
+        return []
 
 
-def _files_by_stem(folder: Path) -> dict[str, Path]:
+def files_by_stem(folder: Path, bad_folders: dict[str, str] | None = None) -> dict[str, Path]:
+    """{stem: file} of the data files in a folder; two files sharing a stem are refused."""
     files: dict[str, Path] = {}
     ignored = 0
-    for path in _list_dir(folder):
+    for path in _list_dir(folder, bad_folders):
         if path.is_dir() or path.suffix.lower() not in DATA_EXTS:
             ignored += 1
             continue
@@ -53,23 +59,62 @@ def _files_by_stem(folder: Path) -> dict[str, Path]:
         files[path.stem] = path
     if ignored:
         log.warning("%s: ignored %d entries that are not data files", folder, ignored)
-    if not files:
+    if not files and str(folder) not in (bad_folders or {}):
         raise DataError(f"empty class folder {folder}: no image or audio files")
     return files
 
 
+def pair_by_key(
+    by_modality: Mapping[str, Mapping[str, Path]], label: int, class_name: str
+) -> tuple[list[Sample], list[str]]:
+    """Samples for the keys present in every modality, and 'class/key (no m)' for the others."""
+    samples, dropped = [], []
+    for key in sorted(set().union(*(set(files) for files in by_modality.values()))):
+        missing = [m for m, files in by_modality.items() if key not in files]
+        if missing:
+            dropped.append(f"{class_name}/{key} (no {'/'.join(missing)})")
+        else:
+            files = {m: by_modality[m][key] for m in by_modality}
+            samples.append(Sample(f"{class_name}/{key}", label, files))
+    return samples, dropped
+
+
+def report_dropped(split: str, modalities: Sequence[str], dropped: Sequence[str]) -> None:
+    if dropped:
+        log.warning(
+            "%s split: dropped %d patients not present in every modality of %s, e.g. %s",
+            split,
+            len(dropped),
+            list(modalities),
+            ", ".join(dropped[:3]),
+        )
+
+
 class SplitFolderLayout:
-    """`<root>/<split>/<modality dir>/<class>/<stem>.<ext>`, the Kaggle CXR-CT-Cough layout."""
+    """`<root>/<split>/<modality dir>/<class>/<stem>.<ext>`, the Kaggle CXR-CT-Cough layout.
+
+    With `on_bad_file="skip"` an unreadable class folder is recorded in `bad_files` and read as
+    empty (its patients then lack that modality and are dropped, counted); otherwise it raises.
+    `unpaired[split]` lists the stems dropped by the last `samples(split, ...)` call.
+    """
 
     def __init__(
         self,
         root: str | Path,
         split_dirs: Mapping[str, str] = KAGGLE_SPLIT_DIRS,
         modality_dirs: Mapping[str, str] = KAGGLE_MODALITY_DIRS,
+        on_bad_file: str = "raise",
     ) -> None:
         self.root = Path(root).expanduser()
         self.split_dirs = dict(split_dirs)
         self.modality_dirs = dict(modality_dirs)
+        self.on_bad_file = on_bad_file
+        self.bad_files: dict[str, str] = {}
+        self.unpaired: dict[str, list[str]] = {}
+
+    @property
+    def _bad_folders(self) -> dict[str, str] | None:
+        return self.bad_files if self.on_bad_file == "skip" else None
 
     def prepare(self) -> None:
         """Fail early, with the option to fix, when the data root is not there."""
@@ -77,6 +122,7 @@ class SplitFolderLayout:
             raise DataError(f"data root does not exist: {self.root} (set data.root=PATH)")
 
     def _folder(self, split: str, modality: str) -> Path:
+        """The folder holding the class folders of one split and modality."""
         try:
             folder = self.root / self.split_dirs[split] / self.modality_dirs[modality]
         except KeyError as err:
@@ -105,29 +151,22 @@ class SplitFolderLayout:
             raise DataError(f"no class folders in {first}")
         return names
 
+    def _class_files(self, split: str, modality: str, class_name: str) -> dict[str, Path]:
+        """{stem: file} of one split, modality and class."""
+        return files_by_stem(self._folder(split, modality) / class_name, self._bad_folders)
+
     def samples(self, split: str, modalities: Sequence[str]) -> list[Sample]:
         """Patients of one split whose stem exists in every modality; the rest are reported."""
         classes = self.classes(modalities)
         samples: list[Sample] = []
         dropped: list[str] = []
         for label, name in enumerate(classes):
-            by_modality = {m: _files_by_stem(self._folder(split, m) / name) for m in modalities}
-            stems = set.union(*(set(files) for files in by_modality.values()))
-            for stem in sorted(stems):
-                if all(stem in files for files in by_modality.values()):
-                    files = {m: by_modality[m][stem] for m in modalities}
-                    samples.append(Sample(f"{name}/{stem}", label, files))
-                else:
-                    missing = [m for m in modalities if stem not in by_modality[m]]
-                    dropped.append(f"{name}/{stem} (no {'/'.join(missing)})")
-        if dropped:
-            log.warning(
-                "%s split: dropped %d stems not present in every modality of %s, e.g. %s",
-                split,
-                len(dropped),
-                list(modalities),
-                ", ".join(dropped[:3]),
-            )
+            by_modality = {m: self._class_files(split, m, name) for m in modalities}
+            paired, unpaired = pair_by_key(by_modality, label, name)
+            samples += paired
+            dropped += unpaired
+        self.unpaired[split] = dropped
+        report_dropped(split, modalities, dropped)
         if not samples:
             raise DataError(f"no paired samples in split {split!r} under {self.root}")
         return samples
