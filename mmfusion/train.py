@@ -12,6 +12,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from mmfusion.distributed import leave_process_group, prepare_launch
 from mmfusion.errors import find_user_error
 from mmfusion.report import confusion_matrix_figure, print_summary, write_predictions
 from mmfusion.tracking import log_artifact, mlflow_loggers
@@ -41,15 +42,15 @@ def train(cfg: DictConfig) -> float:
     for logger in loggers:
         logger.log_hyperparams(run_config)
 
+    prepare_launch(trainer)
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    trainer = leave_process_group(trainer, callbacks, loggers)  # DDP: rank 0 goes on alone
+    if trainer is None:
+        return metrics.get(cfg.monitor, float("nan"))
     if cfg.test:
-        ckpt = (
-            "best"
-            if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
-            else None
-        )
-        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
+        best_path = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
+        trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)
         metrics |= {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
         _write_artifacts(cfg, trainer, model, datamodule, loggers, metrics)

@@ -16,6 +16,7 @@ from mmfusion.data.cache import decoded_split
 from mmfusion.data.decode import CTWindow, LogMel
 from mmfusion.data.layout import Sample, SplitFolderLayout
 from mmfusion.data.leakage import refuse_leakage
+from mmfusion.data.loading import collate_batch, loader_options
 from mmfusion.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,18 @@ class MultimodalDataset(Dataset):
         inputs = {m: _to_float(array[index]) for m, array in self.arrays.items()}
         return inputs, self.labels[index]
 
+    def __getitems__(self, indices: list[int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """A whole batch in one read per modality (DataLoader calls this when it exists)."""
+        rows = np.asarray(indices)
+        inputs = {m: _to_float(array[rows], channel_dim=1) for m, array in self.arrays.items()}
+        return inputs, self.labels[rows]
 
-def _to_float(array: np.ndarray) -> torch.Tensor:
+
+def _to_float(array: np.ndarray, channel_dim: int = 0) -> torch.Tensor:
     tensor = torch.from_numpy(np.array(array, dtype=np.float32))
     if array.dtype == np.uint8:
         tensor /= 255.0
-    return tensor.unsqueeze(0)
+    return tensor.unsqueeze(channel_dim)
 
 
 class MultimodalDataModule(pl.LightningDataModule):
@@ -56,7 +63,7 @@ class MultimodalDataModule(pl.LightningDataModule):
         image_size: int = 64,
         audio: LogMel | None = None,
         batch_size: int = 32,
-        num_workers: int = 0,
+        num_workers: int | str = "auto",
         decode_workers: int = 2,
         cache_dir: str | Path = ".cache/mmfusion",
         on_bad_file: str = "raise",
@@ -154,10 +161,9 @@ class MultimodalDataModule(pl.LightningDataModule):
             self.datasets[split],
             batch_size=self.batch_size,
             shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
             drop_last=False,
+            collate_fn=collate_batch,
+            **loader_options(self.num_workers),
         )
 
     def train_dataloader(self) -> DataLoader:
