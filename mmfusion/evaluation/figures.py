@@ -17,8 +17,10 @@ MODALITY_TITLES = {"ct": "CT", "cxr": "CXR", "cough": "cough spectrogram"}
 DPI = 120
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    # leave room for a figure title above the column titles
+    top = 1 - 0.45 / fig.get_figheight() if fig.get_suptitle() else 1
+    fig.tight_layout(rect=(0, 0, 1, top))
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
@@ -60,7 +62,7 @@ def confusion_figure(
         for (i, j), value in np.ndenumerate(values):
             color = "white" if scale[i, j] > 0.5 else "black"
             ax.text(j, i, fmt.format(value), ha="center", va="center", color=color, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def curves_figure(
@@ -87,7 +89,7 @@ def curves_figure(
     ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), title=f"{split}: {title}, one-vs-rest")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right" if kind == "roc" else "lower left", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def reliability_figure(rel: Reliability, path: Path, split: str) -> Path:
@@ -121,7 +123,7 @@ def reliability_figure(rel: Reliability, path: Path, split: str) -> Path:
     top.legend(loc="upper left", fontsize=9)
     bottom.bar(rel.edges[:-1], rel.count, width=width, align="edge", color="grey")
     bottom.set(xlabel="top-1 confidence", ylabel="samples", xlim=(0, 1))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def samples_figure(
@@ -150,4 +152,4 @@ def samples_figure(
             fontsize=10,
         )
     fig.suptitle(f"{split} samples: green = correct, red = wrong", fontsize=12)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mmfusion.evaluation.figures import DPI
+from mmfusion.evaluation.figures import save_figure
 from mmfusion.models.contracts import ModalityWeighting
 
 
@@ -81,9 +81,8 @@ def contribution_markdown(table: pd.DataFrame, split: str) -> str:
         "| --- | --- | ---: | ---: | ---: |",
     ]
     for row in table.itertuples():
-        lines.append(
-            f"| {row.modality} | {row.true_class} | {row.n} | {row.mean_drop:+.3f} | {row.stderr:.3f} |"
-        )
+        cells = (row.modality, row.true_class, row.n, f"{row.mean_drop:+.3f}", f"{row.stderr:.3f}")
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -111,13 +110,12 @@ def contribution_figure(table: pd.DataFrame, path: Path, split: str) -> Path:
     )
     ax.legend(title="modality")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
-def weights_figure(weights: pd.DataFrame, class_names: Sequence[str], path: Path) -> Path:
+def weights_figure(
+    weights: pd.DataFrame, class_names: Sequence[str], path: Path, fusion: str
+) -> Path:
     """Per-sample modality weights, one box per modality within each true class."""
     modalities = [c for c in weights.columns if c != "label"]
     classes = sorted(weights.label.unique())
@@ -126,16 +124,21 @@ def weights_figure(weights: pd.DataFrame, class_names: Sequence[str], path: Path
     for i, modality in enumerate(modalities):
         positions = np.arange(len(classes)) + (i - (len(modalities) - 1) / 2) * width
         data = [weights[weights.label == c][modality].to_numpy() for c in classes]
-        box = ax.boxplot(data, positions=positions, widths=width * 0.9, patch_artist=True)
+        box = ax.boxplot(
+            data,
+            positions=positions,
+            widths=width * 0.9,
+            patch_artist=True,
+            medianprops={"color": "black"},
+        )
         color = f"C{i}"
         for patch in box["boxes"]:
             patch.set(facecolor=color, alpha=0.6)
         ax.plot([], [], color=color, lw=8, alpha=0.6, label=modality)
     ax.set_xticks(range(len(classes)), [class_names[c] for c in classes])
-    ax.set(ylabel="modality weight", ylim=(-0.02, 1.02), title="Per-sample modality weights")
+    ax.set(
+        ylabel="modality weight", ylim=(-0.02, 1.02), title=f"Per-sample modality weights, {fusion}"
+    )
     ax.legend(title="modality")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

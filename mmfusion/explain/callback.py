@@ -107,7 +107,10 @@ class Explanations(pl.Callback):
             )
             files.append(
                 ablation.weights_figure(
-                    weights, class_names, folder / f"modality_weights_{self.split}.png"
+                    weights,
+                    class_names,
+                    folder / f"modality_weights_{self.split}.png",
+                    type(model.net).__name__,
                 )
             )
         return files

@@ -16,7 +16,7 @@ from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
-from mmfusion.evaluation.figures import DPI, MODALITY_TITLES
+from mmfusion.evaluation.figures import MODALITY_TITLES, save_figure
 
 
 class BranchModel(nn.Module):
@@ -108,7 +108,4 @@ def gradcam_figure(
         )
     note = " (early fusion: one shared map)" if shared_encoder else ""
     fig.suptitle(f"Grad-CAM for the predicted class, per branch{note}", fontsize=12)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
