@@ -140,3 +140,22 @@ def test_attention_weights_follow_the_informative_modality(informative):
     weights = net.modality_weights.mean(0)
     others = [w for m, w in zip(MODALITIES, weights, strict=True) if m != informative]
     assert weights[MODALITIES.index(informative)] > 1.5 * max(others), weights
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")
+def test_the_classifier_trains_on_the_fusions_extra_loss():
+    from mmfusion.models.module import FusionClassifier
+
+    torch.manual_seed(0)
+    net = LateFusion(BackboneFactory("simple_cnn"), MODALITIES, 3, aux_weight=2.0)
+    model = FusionClassifier(
+        net,
+        class_names=["a", "b", "c"],
+        input_stats={m: (0.0, 1.0) for m in MODALITIES},
+        optimizer=torch.optim.SGD,
+    ).eval()  # eval: no dropout / batch-norm updates, so both passes below see the same net
+    inputs, labels = tiny_inputs(), torch.tensor([0, 1, 2, 0])
+    loss = model.training_step((inputs, labels), 0)
+    cross_entropy = F.cross_entropy(model(inputs), labels)
+    assert torch.allclose(loss, cross_entropy + net.extra_loss(labels), atol=1e-5)
+    assert net.extra_loss(labels) > 0.1

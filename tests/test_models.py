@@ -38,12 +38,13 @@ def test_every_fusion_trains_on_every_modality_subset(compose_cfg, tiny_batch, f
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", BACKBONES)
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_every_fusion_trains_with_every_backbone(compose_cfg, tiny_batch, fusion, backbone):
-    # two modalities: multi-encoder fusions build two backbones, early ones stack two channels
+    # one modality keeps it cheap: every fusion builds its encoders from the same factory call
     forward_backward(
-        compose_cfg, tiny_batch, f"fusion={fusion}", f"backbone={backbone}", "modality=ct_cough"
+        compose_cfg, tiny_batch, f"fusion={fusion}", f"backbone={backbone}", "modality=ct"
     )
 
 
