@@ -76,9 +76,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     for name in ("metrics.json", f"{cfg.split}_predictions.csv"):
         if (out / name).is_file():
             log_artifact(loggers, out / name)
-    for folder in ("evaluation", "explain"):
+    for folder, name in (("evaluation", "evaluation"), ("explain", "explain"), (".hydra", "hydra")):
         if (out / folder).is_dir():
-            log_artifact(loggers, out / folder, folder)
+            log_artifact(loggers, out / folder, name)
     for logger in loggers:
         logger.finalize("success")
     run = next(iter(mlflow_loggers(loggers)), None)

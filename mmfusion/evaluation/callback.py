@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -106,6 +107,7 @@ class EvaluationArtifacts(pl.Callback):
         self.samples_per_class = samples_per_class
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        start = time.perf_counter()
         if not trainer.is_global_zero or not pl_module.test_probs:
             return
         files, metrics = write_evaluation(
@@ -124,4 +126,7 @@ class EvaluationArtifacts(pl.Callback):
         log_artifact(trainer.loggers, files[0])
         for path in files[1:]:
             log_artifact(trainer.loggers, path, "evaluation")
-        log.info("evaluation artifacts of the %s split in %s", self.split, files[1].parent)
+        took = time.perf_counter() - start
+        log.info(
+            "evaluation artifacts of the %s split in %s (%.1f s)", self.split, files[1].parent, took
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -42,6 +43,7 @@ class Explanations(pl.Callback):
         self.max_samples = max_samples
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        start = time.perf_counter()
         if not trainer.is_global_zero:
             return
         folder = self.output_dir / "explain"
@@ -58,7 +60,8 @@ class Explanations(pl.Callback):
         pl_module.train(was_training)
         for path in files:
             log_artifact(trainer.loggers, path, "explain")
-        log.info("explanations of the %s split in %s", self.split, folder)
+        took = time.perf_counter() - start
+        log.info("explanations of the %s split in %s (%.1f s)", self.split, folder, took)
 
     def _gradcam(self, model, dataset, class_names, folder: Path) -> list[Path]:
         picked = first_per_class(dataset.labels.tolist(), self.samples_per_class)
