@@ -8,13 +8,12 @@ from pathlib import Path
 
 import hydra
 import lightning.pytorch as pl
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mmfusion.distributed import leave_process_group, prepare_launch
 from mmfusion.errors import find_user_error
-from mmfusion.report import confusion_matrix_figure, print_summary, write_predictions
+from mmfusion.report import print_summary
 from mmfusion.tracking import log_artifact, mlflow_loggers
 
 log = logging.getLogger(__name__)
@@ -59,26 +58,14 @@ def train(cfg: DictConfig) -> float:
 
 
 def _write_artifacts(cfg, trainer, model, datamodule, loggers, metrics) -> None:
-    """Run-dir files, mirrored to MLflow: metrics, confusion matrix, config, best checkpoint."""
+    """Run-dir files, mirrored to MLflow: metrics, config, best checkpoint.
+
+    The test split's evaluation artifacts come from the callbacks (`callbacks.evaluation`).
+    """
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     files = [out / "metrics.json"]
-    if cfg.test:
-        matrix = model.confusion.compute().cpu().numpy()
-        files.append(
-            confusion_matrix_figure(
-                matrix, datamodule.class_names, out / "confusion_matrix_test.png"
-            )
-        )
-        files.append(
-            write_predictions(
-                out / "test_predictions.csv",
-                datamodule.datasets["test"].samples,
-                torch.cat(model.test_probs).numpy(),
-                datamodule.class_names,
-            )
-        )
     if datamodule.skipped:
         (out / "bad_files.json").write_text(json.dumps(datamodule.skipped, indent=2))
         files.append(out / "bad_files.json")

@@ -332,3 +332,16 @@ def test_finding_probability_is_respected(stats_root: Path) -> None:
         k = sum(int(r[f"{m}_shown"]) for r in rows)
         assert stats.binomtest(k, len(rows), 0.6).pvalue > 1e-3
     assert math.isclose(len(rows), 90)
+
+
+def test_finding_regions_are_where_the_generator_drew_a_finding(tiny_root):
+    spec = tiny_spec()
+    for row in read_findings(tiny_root):
+        for modality in ("ct", "cxr"):
+            region = synthetic.finding_region(spec, row["split"], row["stem"], modality)
+            assert region.shape == (32, 32)
+            assert region.any() == bool(int(row[f"{modality}_shown"])), (row, modality)
+            if region.any():  # a local finding, not the whole image
+                assert region.mean() < 0.5, (row, modality, region.mean())
+    with pytest.raises(ValueError, match="no patient"):
+        synthetic.finding_region(spec, "test", "covid999", "ct")

@@ -50,12 +50,12 @@ def test_training_run_is_fully_logged_to_mlflow(tmp_path):
     } <= set(run.data.metrics)
     assert len(client.get_metric_history(run.info.run_id, "val/acc")) == 2
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"metrics.json", "confusion_matrix_test.png", "hydra", "checkpoints"} <= top
+    assert {"metrics.json", "test_predictions.csv", "evaluation", "hydra", "checkpoints"} <= top
     assert "hydra/config.yaml" in {a.path for a in client.list_artifacts(run.info.run_id, "hydra")}
     checkpoints = client.list_artifacts(run.info.run_id, "checkpoints")
     assert [Path(a.path).suffix for a in checkpoints] == [".ckpt"]
     run_dirs = list((tmp_path / "outputs" / "train" / "runs").iterdir())
-    assert len(run_dirs) == 1 and (run_dirs[0] / "confusion_matrix_test.png").is_file()
+    assert len(run_dirs) == 1 and (run_dirs[0] / "evaluation" / "confusion_test.png").is_file()
 
 
 @pytest.mark.slow

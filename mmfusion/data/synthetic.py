@@ -677,13 +677,19 @@ def _tasks(spec: SyntheticSpec) -> list[_Task]:
     return sorted(tasks)
 
 
-def _render_patient(root: Path, spec: SyntheticSpec, task: _Task) -> dict:
-    s, c, i, number = task
+def _patient_streams(spec: SyntheticSpec, task: _Task) -> tuple[np.ndarray, list]:
+    """The patient's finding draws (one per modality) and one seed per modality's rendering."""
+    s, c, i, _ = task
     seq = np.random.SeedSequence([spec.seed, s, c, i])
-    draw = np.random.default_rng(seq).random(len(MODALITIES))
+    return np.random.default_rng(seq).random(len(MODALITIES)), seq.spawn(len(MODALITIES))
+
+
+def _render_patient(root: Path, spec: SyntheticSpec, task: _Task) -> dict:
+    s, c, _, number = task
+    draw, children = _patient_streams(spec, task)
     label = CLASSES[c]
     row: dict = {"split": SPLIT_DIRS[s], "stem": _stem(c, number), "label": label}
-    for k, (m, child) in enumerate(zip(MODALITIES, seq.spawn(len(MODALITIES)), strict=True)):
+    for k, (m, child) in enumerate(zip(MODALITIES, children, strict=True)):
         shown = label != _HEALTHY and bool(draw[k] < spec.finding_prob[m])
         row[f"{m}_shown"] = int(shown)
         rng = np.random.default_rng(child)
@@ -698,6 +704,31 @@ def _render_patient(root: Path, spec: SyntheticSpec, task: _Task) -> dict:
             sf.write(buf, wav, spec.sample_rate, subtype="PCM_16", format="WAV")
             path.write_bytes(buf.getvalue())
     return row
+
+
+def finding_region(spec: SyntheticSpec, split: str, stem: str, modality: str) -> np.ndarray:
+    """Where the finding of one generated CT / CXR image lies (bool, image_size x image_size);
+    all False when that image shows none.
+
+    The image is rendered again with and without its finding from the same seeds; the finding has
+    its own random stream, so the two differ exactly where the finding was drawn.
+    """
+    if modality not in ("ct", "cxr"):
+        raise ValueError(f"finding regions exist for images only, not {modality!r}")
+    task = next(
+        (t for t in _tasks(spec) if SPLIT_DIRS[t[0]] == split and _stem(t[1], t[3]) == stem), None
+    )
+    if task is None:
+        raise ValueError(f"no patient {stem!r} in the {split!r} split of this spec")
+    k = MODALITIES.index(modality)
+    draw, children = _patient_streams(spec, task)
+    label = CLASSES[task[1]]
+    if label == _HEALTHY or draw[k] >= spec.finding_prob[modality]:
+        return np.zeros((spec.image_size, spec.image_size), dtype=bool)
+    render = _render_ct if modality == "ct" else _render_cxr
+    shown = render(np.random.default_rng(children[k]), spec.image_size, label).astype(np.int16)
+    hidden = render(np.random.default_rng(children[k]), spec.image_size, None).astype(np.int16)
+    return np.abs(shown - hidden) > 4  # beyond the 8-bit rounding of a faint overlay
 
 
 def _render_chunk(root: str, spec: SyntheticSpec, tasks: list[_Task]) -> list[dict]:

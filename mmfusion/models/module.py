@@ -19,6 +19,8 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from mmfusion.models.contracts import AuxiliaryLoss
+
 Batch = tuple[dict[str, Tensor], Tensor]
 
 
@@ -99,6 +101,8 @@ class FusionClassifier(pl.LightningModule):
         inputs, labels = batch
         logits = self(inputs)
         loss = F.cross_entropy(logits, labels)
+        if split == "train" and isinstance(self.net, AuxiliaryLoss):
+            loss = loss + self.net.extra_loss(labels)
         probs = logits.float().softmax(dim=1)
         metrics = getattr(self, f"{split}_metrics")
         metrics.update(probs, labels)

@@ -1,0 +1,1 @@
+"""Why a model decided: Grad-CAM per branch, modality weights, modality ablation."""

@@ -1,0 +1,161 @@
+"""The fusion strategies' contracts: missing modalities, modality weights, auxiliary losses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torch import nn
+
+from mmfusion.models.backbones import BackboneFactory
+from mmfusion.models.contracts import AuxiliaryLoss, ModalityWeighting
+from mmfusion.models.late_fusion import LateFusion
+from mmfusion.models.weighted_fusion import AttentionFusion, GatedFusion
+
+MODALITIES = ["ct", "cxr", "cough"]
+WITH_PRESENCE = ["late", "attention", "gated", "early_adapter"]
+
+
+def tiny_inputs(batch: int = 4, size: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return {m: torch.rand(batch, 1, size, size, generator=generator) for m in MODALITIES}
+
+
+@pytest.mark.parametrize("fusion", WITH_PRESENCE)
+def test_an_absent_modality_has_no_influence(compose_cfg, fusion):
+    cfg = compose_cfg(f"fusion={fusion}", "backbone=simple_cnn", "modality=all")
+    net = instantiate(cfg.fusion, num_classes=3).eval()
+    inputs = tiny_inputs()
+    present = {m: torch.tensor([True, False, True, True]) for m in MODALITIES}
+    present["cxr"] = torch.tensor([False, False, True, True])
+    changed = {**inputs, "cxr": torch.rand(4, 1, 16, 16)}
+    with torch.no_grad():
+        out, out_changed, out_all = (
+            net(inputs, present),
+            net(changed, present),
+            net(changed),
+        )
+    # samples 0 and 1 lack cxr: its content does not matter; samples 2 and 3 have it: it does
+    assert torch.allclose(out[:2], out_changed[:2], atol=1e-6)
+    assert not torch.allclose(out[2:], out_changed[2:], atol=1e-6)
+    assert torch.allclose(out_all, net(changed, {m: torch.ones(4, dtype=bool) for m in MODALITIES}))
+
+
+def test_late_fusion_averages_the_present_modalities_probabilities():
+    net = LateFusion(BackboneFactory("simple_cnn"), MODALITIES, num_classes=3).eval()
+    inputs = tiny_inputs()
+    present = {"ct": torch.tensor([True, True, False, False]), "cxr": torch.ones(4, dtype=bool)}
+    present["cough"] = torch.tensor([True, False, True, False])
+    with torch.no_grad():
+        probs = net(inputs, present).softmax(1)
+        own = {m: net.heads[m](net.encoders[m](inputs[m])).softmax(1) for m in MODALITIES}
+    expected = torch.stack(
+        [
+            (own["ct"][0] + own["cxr"][0] + own["cough"][0]) / 3,
+            (own["ct"][1] + own["cxr"][1]) / 2,
+            (own["cxr"][2] + own["cough"][2]) / 2,
+            own["cxr"][3],
+        ]
+    )
+    assert torch.allclose(probs, expected, atol=1e-5)
+    none_present = {m: torch.zeros(4, dtype=bool) for m in MODALITIES}
+    with torch.no_grad():
+        assert torch.allclose(net(inputs, none_present).softmax(1), torch.full((4, 3), 1 / 3))
+
+
+def test_late_fusion_learned_weights_and_auxiliary_loss():
+    labels = torch.tensor([0, 1, 2, 0])
+    plain = LateFusion(BackboneFactory("simple_cnn"), MODALITIES, num_classes=3)
+    plain(tiny_inputs())
+    assert float(plain.extra_loss(labels)) == 0.0
+    assert not plain.weight_logits.requires_grad
+
+    net = LateFusion(
+        BackboneFactory("simple_cnn"), MODALITIES, 3, learned_weights=True, aux_weight=0.5
+    )
+    assert isinstance(net, AuxiliaryLoss) and isinstance(net, ModalityWeighting)
+    inputs = tiny_inputs()
+    logits = net(inputs)
+    own = [net.heads[m](net.encoders[m](inputs[m])) for m in MODALITIES]
+    expected = 0.5 * torch.stack([F.cross_entropy(o, labels) for o in own]).mean()
+    assert torch.allclose(net.extra_loss(labels), expected, atol=1e-5)
+    (F.cross_entropy(logits, labels) + net.extra_loss(labels)).backward()
+    assert net.weight_logits.grad is not None and net.weight_logits.grad.abs().sum() > 0
+
+
+def test_only_late_fusion_adds_a_loss_and_weighting_fusions_expose_weights():
+    attention = AttentionFusion(BackboneFactory("simple_cnn"), MODALITIES, 3)
+    gated = GatedFusion(BackboneFactory("simple_cnn"), MODALITIES, 3)
+    assert not isinstance(attention, AuxiliaryLoss)
+    for net in (attention, gated):
+        net(tiny_inputs())
+        assert isinstance(net, ModalityWeighting)
+        assert net.modality_weights.shape == (4, 3)
+    assert torch.allclose(attention.modality_weights.sum(1), torch.ones(4), atol=1e-5)
+    assert ((gated.modality_weights > 0) & (gated.modality_weights < 1)).all()
+
+
+class TinyEncoder(nn.Module):
+    """A one-convolution encoder, so the attention test trains in seconds."""
+
+    def __init__(self, in_chans: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_chans, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten()
+        )
+        self.out_features = 8
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def informative_batch(batch: int, informative: str, generator: torch.Generator):
+    """Noise in every modality; only `informative` shows a bright square for class 1."""
+    labels = torch.randint(0, 2, (batch,), generator=generator)
+    inputs = {m: torch.rand(batch, 1, 16, 16, generator=generator) for m in MODALITIES}
+    inputs[informative][labels == 1, :, 4:12, 4:12] += 1.0
+    return inputs, labels
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("informative", ["ct", "cough"])
+def test_attention_weights_follow_the_informative_modality(informative):
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(10)
+    net = AttentionFusion(TinyEncoder, MODALITIES, 2, dim=32, heads=2)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
+    for _ in range(60):
+        inputs, labels = informative_batch(32, informative, generator)
+        loss = F.cross_entropy(net(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    net.eval()
+    inputs, labels = informative_batch(128, informative, generator)
+    with torch.no_grad():
+        accuracy = (net(inputs).argmax(1) == labels).float().mean()
+    assert accuracy > 0.95
+    assert torch.allclose(net.modality_weights.sum(1), torch.ones(128), atol=1e-5)
+    weights = net.modality_weights.mean(0)
+    others = [w for m, w in zip(MODALITIES, weights, strict=True) if m != informative]
+    assert weights[MODALITIES.index(informative)] > 1.5 * max(others), weights
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")
+def test_the_classifier_trains_on_the_fusions_extra_loss():
+    from mmfusion.models.module import FusionClassifier
+
+    torch.manual_seed(0)
+    net = LateFusion(BackboneFactory("simple_cnn"), MODALITIES, 3, aux_weight=2.0)
+    model = FusionClassifier(
+        net,
+        class_names=["a", "b", "c"],
+        input_stats={m: (0.0, 1.0) for m in MODALITIES},
+        optimizer=torch.optim.SGD,
+    ).eval()  # eval: no dropout / batch-norm updates, so both passes below see the same net
+    inputs, labels = tiny_inputs(), torch.tensor([0, 1, 2, 0])
+    loss = model.training_step((inputs, labels), 0)
+    cross_entropy = F.cross_entropy(model(inputs), labels)
+    assert torch.allclose(loss, cross_entropy + net.extra_loss(labels), atol=1e-5)
+    assert net.extra_loss(labels) > 0.1
