@@ -10,10 +10,10 @@ import hydra
 import lightning.pytorch as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
-from torch.utils.data import DataLoader
 
 from mmfusion.checkpoint import load_classifier
 from mmfusion.data.datamodule import SPLITS
+from mmfusion.data.loading import batch_loader
 from mmfusion.errors import ConfigError, find_user_error
 from mmfusion.report import print_summary
 from mmfusion.tracking import log_artifact, mlflow_loggers
@@ -60,7 +60,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     # Lightning names the loop's metrics test/*; they are renamed to the split and logged below
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False)
     # unshuffled, so the predictions' rows follow the split's samples
-    loader = DataLoader(datamodule.datasets[cfg.split], batch_size=datamodule.batch_size)
+    loader = batch_loader(datamodule.datasets[cfg.split], datamodule.batch_size)
     trainer.test(model, dataloaders=loader)
     metrics = {
         f"{cfg.split}/{k.split('/', 1)[1]}": float(v)

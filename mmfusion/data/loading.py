@@ -55,3 +55,8 @@ def loader_options(num_workers: int | str, prefetch_factor: int = 4) -> dict:
 def collate_batch(batch):
     """The dataset's `__getitems__` already returns a whole batch: pass it through."""
     return batch
+
+
+def batch_loader(dataset, batch_size: int) -> torch.utils.data.DataLoader:
+    """An unshuffled loader over a MultimodalDataset (whole-batch reads, rows in sample order)."""
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate_batch)

@@ -13,8 +13,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from mmfusion.data.loading import batch_loader
 from mmfusion.evaluation.figures import save_figure
 from mmfusion.models.contracts import ModalityWeighting
 
@@ -26,7 +27,7 @@ def ablate(
     """Per sample: label, true-class probability drop per modality; and modality weights if any."""
     device = next(model.parameters()).device
     drops, weights, labels = [], [], []
-    for inputs, label in DataLoader(dataset, batch_size=batch_size):
+    for inputs, label in batch_loader(dataset, batch_size):
         inputs = {m: x.to(device) for m, x in inputs.items()}
         label = label.to(device)
         full = model(inputs).float().softmax(1).gather(1, label[:, None])[:, 0]
