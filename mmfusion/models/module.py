@@ -54,7 +54,9 @@ class FusionClassifier(pl.LightningModule):
     ) -> None:
         super().__init__()
         # the checkpoint must rebuild the model alone: keep names, stats and the resolved config
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "augment"], logger=False)
+        self.save_hyperparameters(
+            ignore=["net", "optimizer", "scheduler", "augment", "compile"], logger=False
+        )
         self.net = net
         self.channels_last = channels_last
         if channels_last:  # NHWC convolutions: faster with tensor cores and oneDNN
