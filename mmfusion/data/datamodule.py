@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mmfusion.data.cache import decoded_split
 from mmfusion.data.decode import LogMel
+from mmfusion.data.folds import KFoldLayout
 from mmfusion.data.layout import Sample, SplitFolderLayout
 from mmfusion.errors import ConfigError, DataError
 
@@ -59,13 +60,16 @@ class MultimodalDataModule(pl.LightningDataModule):
         cache_dir: str | Path = ".cache/mmfusion",
         on_bad_file: str = "raise",
         root: str | None = None,
+        folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__()
         if on_bad_file not in BAD_FILE_POLICIES:
             raise ConfigError(f"data.on_bad_file={on_bad_file!r}: use one of {BAD_FILE_POLICIES}")
         if not modalities:
             raise ConfigError("modality.names is empty: name at least one modality")
-        self.layout = layout
+        # k-fold CV (data.folds=K data.fold=i): train + valid re-split, test untouched
+        self.layout = KFoldLayout(layout, folds, fold) if folds else layout
         self.modalities = list(modalities)
         self.image_size = image_size
         self.audio = audio or LogMel()
