@@ -13,6 +13,8 @@ import argparse
 import json
 import logging
 import sys
+import textwrap
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -111,12 +113,14 @@ def summarise(records: Sequence[RunRecord], n_resamples: int) -> list[ConfigResu
     for label, runs in groups.items():
         runs = sorted(runs, key=lambda r: r.replicate)
         # each run on its whole test set, as logged; the CI on the patients all replicates share
-        per_run = [run_metrics(*(a[0] if a.ndim == 3 else a for a in _aligned([r])[1:])) for r in runs]
+        per_run = [
+            run_metrics(*(a[0] if a.ndim == 3 else a for a in _aligned([r])[1:])) for r in runs
+        ]
         ids, labels, probs = _aligned(runs)
         result = ConfigResult(label, runs, per_run, ids, labels, probs)
         result.ci = {m: bootstrap_ci(labels, probs, m, n_resamples) for m in METRIC_FUNCTIONS}
         results.append(result)
-    return sorted(results, key=lambda r: -r.mean("acc"))
+    return sorted(results, key=lambda r: (-r.mean("acc"), -r.mean("f1"), -r.mean("auroc")))
 
 
 def test_against_best(results: list[ConfigResult]) -> None:
@@ -182,22 +186,17 @@ def measured_on(records: Sequence[RunRecord]) -> list[str]:
     ]
     if layout:
         lines.append(f"- data generator: {', '.join(layout)}")
-    lines.append(
-        f"- input size: `data.image_size` = {sorted({r.params.get('data/image_size') for r in records})}"
-    )
+    sizes = sorted({r.params.get("data/image_size") for r in records})
+    lines.append(f"- input size: `data.image_size` = {', '.join(map(str, sizes))}")
     for split in ("train", "val", "test"):
-        sizes = sorted({r.tags.get(f"data.n_{split}") for r in records} - {None})
-        if sizes:
-            lines.append(
-                f"- {split} patients: {', '.join(sizes)} (differs by modality subset when a modality is missing for some patients)"
-                if len(sizes) > 1
-                else f"- {split} patients: {sizes[0]}"
-            )
+        counts = sorted({r.tags.get(f"data.n_{split}") for r in records} - {None})
+        if counts:  # several when modality subsets keep different patients, or per fold
+            lines.append(f"- {split} patients: {', '.join(counts)}")
     first = records[0].predictions
-    counts = first["label_name"].value_counts().sort_index()
-    lines.append(
-        f"- test set of the first run: {len(first)} patients ({', '.join(f'{k} {v}' for k, v in counts.items())})"
+    per_class = ", ".join(
+        f"{k} {v}" for k, v in first["label_name"].value_counts().sort_index().items()
     )
+    lines.append(f"- test set of the first run: {len(first)} patients ({per_class})")
     for key in REPLICATE_KEYS:
         values = sorted({r.params.get(key) for r in records} - {None, "None"})
         if values:
@@ -219,6 +218,22 @@ def _verdict(result: ConfigResult) -> str:
     return f"p={test['p']:.3g}, Holm {test['p_holm']:.3g}: {test['verdict']}"
 
 
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    """A markdown table; first column left-aligned, the rest as given."""
+    lines = ["| " + " | ".join(header) + " |", "| --- |" + " --- |" * (len(header) - 1)]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+SIGNIFICANCE = (
+    "Every configuration is tested against the best (highest mean accuracy) with an exact "
+    "McNemar test (statsmodels) on the correct / wrong outcomes of the same test patients, "
+    "once per shared replicate (same seed or fold). The per-replicate tests share their "
+    "patients, so they are combined by twice the mean of their p-values (valid under any "
+    "dependence; Fisher's method would assume independence), then Holm-adjusted across the "
+    f"comparisons. Significant: Holm-adjusted p < {ALPHA}."
+)
+
+
 def markdown(
     results: list[ConfigResult],
     records: list[RunRecord],
@@ -227,13 +242,12 @@ def markdown(
     title: str,
     figure: str,
 ) -> str:
-    checked, worst, misses = logged_mismatches(results)
-    has_folds = any(r.params.get("data/fold") not in (None, "None") for r in records)
-    header = "| configuration | runs | " + " | ".join(METRIC_TITLES[m] for m in METRICS)
+    titles = [METRIC_TITLES[m] for m in METRICS]
     lines = [
         f"# {title}",
         "",
-        f"{len(records)} runs in {len(results)} configurations, written {datetime.now():%Y-%m-%d %H:%M}.",
+        f"{len(records)} runs in {len(results)} configurations, "
+        f"written {datetime.now():%Y-%m-%d %H:%M}.",
         "",
         "## Measured on",
         "",
@@ -241,69 +255,65 @@ def markdown(
         "",
         "## Results (test set)",
         "",
-        "Each cell: mean ± std over replicate runs (seeds / folds) [95% bootstrap CI of that mean over "
-        f"test patients, percentile method, {n_resamples} resamples, scipy.stats.bootstrap]. "
-        "ECE: lower is better. Sorted by mean accuracy.",
+        "Each cell: mean ± std over replicate runs (seeds / folds) [95% bootstrap CI of that "
+        f"mean over test patients, percentile method, {n_resamples} resamples, "
+        "scipy.stats.bootstrap]. ECE: lower is better. Sorted by mean accuracy.",
         "",
-        header + " | vs best (McNemar) |",
-        "| --- | ---: |" + " --- |" * (len(METRICS) + 1),
-    ]
-    for result in results:
-        cells = " | ".join(_cell(result, m) for m in METRICS)
-        lines.append(f"| {result.label} | {len(result.runs)} | {cells} | {_verdict(result)} |")
-    not_significant = [r.label for r in results[1:] if r.test.get("verdict") == "n.s."]
-    lines += [
+        *_table(
+            ["configuration", "runs", *titles, "vs best (McNemar)"],
+            [[r.label, len(r.runs), *(_cell(r, m) for m in METRICS), _verdict(r)] for r in results],
+        ),
         "",
         f"![metrics with 95% bootstrap CIs]({figure})",
         "",
         "## Significance",
         "",
-        "Every configuration is tested against the best (highest mean accuracy) with an exact "
-        "McNemar test (statsmodels) on the correct / wrong outcomes of the same test patients, once "
-        "per shared replicate (same seed or fold). The per-replicate tests share their patients, so "
-        "they are combined by twice the mean of their p-values (valid under any dependence; Fisher's "
-        "method would assume independence), then Holm-adjusted across the comparisons. "
-        f"Significant: Holm-adjusted p < {ALPHA}.",
+        SIGNIFICANCE,
         "",
     ]
+    not_significant = [r.label for r in results[1:] if r.test.get("verdict") == "n.s."]
     if not_significant:
         lines.append(
             f"**Not significantly different from the best ({results[0].label}):** "
             + "; ".join(not_significant)
         )
+    elif len(results) > 1:
+        lines.append("Every configuration differs significantly from the best.")
     else:
-        lines.append(
-            "Every configuration differs significantly from the best."
-            if len(results) > 1
-            else "Only one configuration: nothing to test."
-        )
-    lines += [
-        "",
-        "| configuration | replicate pairs | patients | best-only correct | other-only correct | p per replicate |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        lines.append("Only one configuration: nothing to test.")
+    rows = [
+        [
+            r.label,
+            r.test.get("pairs", 0),
+            r.test.get("patients", 0),
+            r.test.get("best_only_correct", 0),
+            r.test.get("other_only_correct", 0),
+            ", ".join(f"{p:.3g}" for p in r.test.get("p_per_replicate", [])),
+        ]
+        for r in results[1:]
     ]
-    for result in results[1:]:
-        t = result.test
-        per = ", ".join(f"{p:.3g}" for p in t.get("p_per_replicate", []))
-        lines.append(
-            f"| {result.label} | {t.get('pairs', 0)} | {t.get('patients', 0)} | {t.get('best_only_correct', 0)} | {t.get('other_only_correct', 0)} | {per} |"
-        )
-    if has_folds:
+    header = ["configuration", "replicate pairs", "patients", "only best correct"]
+    lines += ["", *_table([*header, "only this correct", "p per replicate"], rows)]
+    if any(r.params.get("data/fold") not in (None, "None") for r in records):
+        rows = []
+        for result in results:
+            intervals = [result.replicate_t_interval(m) for m in METRICS]
+            rows.append(
+                [result.label]
+                + [
+                    f"{result.mean(m):.3f} [{lo:.3f}, {hi:.3f}]"
+                    for m, (lo, hi) in zip(METRICS, intervals, strict=True)
+                ]
+            )
         lines += [
             "",
             "## Across folds",
             "",
-            "Mean and 95% Student-t interval across the replicate runs (folds x seeds) of each configuration.",
+            "Mean and 95% Student-t interval across the replicate runs (folds x seeds).",
             "",
-            "| configuration | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " |",
-            "| --- |" + " --- |" * len(METRICS),
+            *_table(["configuration", *titles], rows),
         ]
-        for result in results:
-            cells = []
-            for m in METRICS:
-                low, high = result.replicate_t_interval(m)
-                cells.append(f"{result.mean(m):.3f} [{low:.3f}, {high:.3f}]")
-            lines.append(f"| {result.label} | " + " | ".join(cells) + " |")
+    checked, worst, misses = logged_mismatches(results)
     lines += ["", "## Consistency with MLflow", ""]
     if misses:
         lines += [
@@ -312,24 +322,23 @@ def markdown(
         ]
     else:
         lines.append(
-            f"The metrics recomputed from `test_predictions.csv` equal the logged `test/*` metrics ({checked} values checked, max difference {worst:.2g})."
+            "The metrics recomputed from `test_predictions.csv` equal the logged `test/*` "
+            f"metrics ({checked} values checked, max difference {worst:.2g})."
         )
     if skipped:
         lines += ["", "Runs left out:", *[f"- {s}" for s in skipped]]
+    rows = [
+        [result.label, " / ".join(run.replicate), f"`{run.run_id}`"]
+        + [f"{m[k]:.4f}" for k in METRICS]
+        for result in results
+        for run, m in zip(result.runs, result.per_run, strict=True)
+    ]
     lines += [
         "",
         "## Runs",
         "",
-        "| configuration | seed / fold | MLflow run | accuracy | macro-F1 | macro-AUROC | ECE |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+        *_table(["configuration", "seed / fold", "MLflow run", *titles], rows),
     ]
-    for result in results:
-        for run, m in zip(result.runs, result.per_run, strict=True):
-            lines.append(
-                f"| {result.label} | {' / '.join(run.replicate)} | `{run.run_id}` | "
-                + " | ".join(f"{m[k]:.4f}" for k in METRICS)
-                + " |"
-            )
     return "\n".join(lines) + "\n"
 
 
@@ -340,9 +349,10 @@ def bar_chart(results: list[ConfigResult], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [r.label for r in results]
-    height = 1.5 + 0.35 * len(results)
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), height), sharey=True)
+    labels = [textwrap.fill(r.label, 40) for r in results]
+    lines = max(label.count("\n") + 1 for label in labels)
+    height = 1.5 + (0.2 + 0.2 * lines) * len(results)
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS) + 3, height), sharey=True)
     y = np.arange(len(results))
     for ax, metric in zip(axes, METRICS, strict=True):
         means = np.array([r.mean(metric) for r in results])
@@ -355,7 +365,7 @@ def bar_chart(results: list[ConfigResult], path: Path) -> Path:
         ax.barh(y, means, xerr=[means - low, high - means], color=colors, alpha=0.75, capsize=3)
         for i, r in enumerate(results):
             ax.plot([m[metric] for m in r.per_run], [i] * len(r.per_run), "k.", markersize=4)
-        ax.set_title(METRIC_TITLES[metric] + (" (lower is better)" if metric == "ece" else ""))
+        ax.set_title(METRIC_TITLES[metric] + (" (lower better)" if metric == "ece" else ""))
         ax.set_xlim(0, 1 if metric != "ece" else max(0.05, float(high.max()) * 1.1))
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, labels)
@@ -364,8 +374,10 @@ def bar_chart(results: list[ConfigResult], path: Path) -> Path:
         "green: best; gray: not significantly different from it (McNemar, Holm); dots: runs",
         fontsize=9,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # very long labels: layout as good as it gets
+        fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -379,7 +391,8 @@ def html(markdown_text: str, title: str) -> str:
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px}"
         "img{max-width:100%}"
     )
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style></head><body>{body}</body></html>\n"
+    head = f"<meta charset='utf-8'><title>{title}</title><style>{style}</style>"
+    return f"<!doctype html><html><head>{head}</head><body>{body}</body></html>\n"
 
 
 def summary_frame(results: list[ConfigResult]) -> pd.DataFrame:

@@ -71,10 +71,7 @@ def parent_of_sweep_dir(client, exp_id: str, sweep_dir: str | Path) -> str:
 
 def find_runs(client, exp_id: str, parent_run_id: str | None) -> list:
     """Finished job runs: the children of a parent run, or every job run of the experiment."""
-    if parent_run_id:
-        query = f"tags.`{PARENT_TAG}` = '{parent_run_id}'"
-    else:
-        query = ""
+    query = f"tags.`{PARENT_TAG}` = '{parent_run_id}'" if parent_run_id else ""
     runs = client.search_runs([exp_id], filter_string=query, max_results=10000)
     return [r for r in runs if SWEEP_TAG not in r.data.tags]
 
@@ -112,6 +109,15 @@ def _bookkeeping(key: str, value: str, params: dict[str, str]) -> bool:
     return key.startswith(BOOKKEEPING_PREFIXES) or bool(output_dir and output_dir in value)
 
 
+def _short(value: str) -> str:
+    """A float param as 3 significant digits (labels, not data: the params keep full values)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return value if number.is_integer() and "e" not in value.lower() else f"{number:.3g}"
+
+
 def label_configurations(records: Sequence[RunRecord]) -> list[str]:
     """Set each record's configuration label and replicate key; returns the varying keys."""
     keys = sorted({k for r in records for k in r.params})
@@ -135,7 +141,7 @@ def label_configurations(records: Sequence[RunRecord]) -> list[str]:
     extra = [k for k in varying if not explained_by_tags(k)]
     for record in records:
         parts = [f"{t}={record.tags.get(t, '?')}" for t in tags]
-        parts += [f"{k}={record.params.get(k, '-')}" for k in extra]
+        parts += [f"{k.replace('/', '.')}={_short(record.params.get(k, '-'))}" for k in extra]
         record.label = " ".join(parts)
         record.replicate = tuple(record.params.get(k, "-") for k in REPLICATE_KEYS)
     return varying

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -88,8 +90,16 @@ def test_mcnemar_separates_a_real_difference_from_noise():
 def test_multirun_report_equals_the_mlflow_runs(tmp_path):
     tree = make_tree(tmp_path / "tree", per_split={"train": 4, "valid": 2, "test": 5})
     result = run_cli(
-        ["mmfusion", "-m", "data=folder", f"data.root={tree}", *TINY, "fusion=early",
-         "modality=ct,all", "seed=1,2"],
+        [
+            "mmfusion",
+            "-m",
+            "data=folder",
+            f"data.root={tree}",
+            *TINY,
+            "fusion=early",
+            "modality=ct,all",
+            "seed=1,2",
+        ],
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -116,13 +126,21 @@ def test_multirun_report_equals_the_mlflow_runs(tmp_path):
             assert row[f"{metric}_mean"] == pytest.approx(np.mean(values), abs=1e-4)
             assert row[f"{metric}_ci_low"] <= row[f"{metric}_ci_high"]
     assert set(report["verdict"]) <= {"best", "significant", "n.s."}
-    text = open(f"{sweep_dir}/comparison/comparison.md").read()
+    text = Path(f"{sweep_dir}/comparison/comparison.md").read_text()
     for needle in ("McNemar", "bootstrap", "seed: 1, 2", "test patients: 10", "equal the logged"):
         assert needle in text, needle
 
     cli = run_cli(
-        ["mmfusion.compare", "--multirun-dir", sweep_dir, "--out", str(tmp_path / "again"),
-         "--no-log", "--n-resamples", "500"],
+        [
+            "mmfusion.compare",
+            "--multirun-dir",
+            sweep_dir,
+            "--out",
+            str(tmp_path / "again"),
+            "--no-log",
+            "--n-resamples",
+            "500",
+        ],
         cwd=tmp_path,
         timeout=300,
     )

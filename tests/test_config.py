@@ -17,6 +17,7 @@ GROUPS = [
     "logger",
     "callbacks",
     "experiment",
+    "hparams_search",
 ]
 MEMBERS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -39,9 +41,18 @@ def test_bad_fold_options_name_the_option(tmp_path, folds, fold):
 def test_two_fold_cv_experiment_runs_every_fold_and_reports_across_folds(tmp_path):
     tree = make_tree(tmp_path / "tree", per_split={"train": 4, "valid": 2, "test": 3})
     result = run_cli(
-        ["mmfusion", "experiment=kfold", "data=folder", f"data.root={tree}",
-         "data.folds=2", "data.fold=0,1", "trainer.max_epochs=1", "data.image_size=16",
-         "data.batch_size=4", "data.decode_workers=1"],
+        [
+            "mmfusion",
+            "experiment=kfold",
+            "data=folder",
+            f"data.root={tree}",
+            "data.folds=2",
+            "data.fold=0,1",
+            "trainer.max_epochs=1",
+            "data.image_size=16",
+            "data.batch_size=4",
+            "data.decode_workers=1",
+        ],
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -54,5 +65,5 @@ def test_two_fold_cv_experiment_runs_every_fold_and_reports_across_folds(tmp_pat
         assert int(run.data.tags["data.n_train"]) + int(run.data.tags["data.n_val"]) == 12
         assert run.data.tags["data.n_val"] == "6" and run.data.tags["data.n_test"] == "6"
     parent = next(r for r in runs if "mmfusion.sweep_dir" in r.data.tags)
-    text = open(f"{parent.data.tags['mmfusion.sweep_dir']}/comparison/comparison.md").read()
+    text = Path(parent.data.tags["mmfusion.sweep_dir"], "comparison", "comparison.md").read_text()
     assert "## Across folds" in text and "data/fold: 0, 1" in text

@@ -51,9 +51,7 @@ class KFoldLayout:
         splitter = StratifiedGroupKFold(self.folds, shuffle=True, random_state=self.seed)
         try:
             train_idx, val_idx = list(
-                splitter.split(
-                    pool, [s.label for s in pool], groups=[patient_of(s) for s in pool]
-                )
+                splitter.split(pool, [s.label for s in pool], groups=[patient_of(s) for s in pool])
             )[self.fold]
         except ValueError as err:
             raise ConfigError(f"data.folds={self.folds}: {err}") from err
