@@ -63,3 +63,23 @@ def test_three_trial_search_survives_a_crashing_trial_and_logs_the_best(tmp_path
     results = Path(parent.data.tags["mmfusion.sweep_dir"], "optimization_results.yaml")
     saved = yaml.safe_load(results.read_text())
     assert saved["best_trial"] == best.number and saved["trials"] == {"COMPLETE": 2, "FAIL": 1}
+
+
+def test_a_job_reports_to_and_is_pruned_by_the_sweepers_stored_trial(tmp_path):
+    """What the pruning callback does inside a job: rebuild the running trial from storage."""
+    from mmfusion.search import pruned_trial
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    good = study.ask()
+    for epoch, value in enumerate((0.8, 0.9)):
+        good.report(value, epoch)
+    study.tell(good, 0.9)
+    running = study.ask()  # what the sweeper hands to the job, by number only
+
+    trial = pruned_trial(storage, "s", running.number, pruner)
+    trial.report(0.2, step=0)
+    assert trial.should_prune()
+    stored = optuna.load_study(study_name="s", storage=storage).trials[running.number]
+    assert stored.intermediate_values == {0: 0.2}
