@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from lightning.pytorch.loggers import Logger, MLFlowLogger
@@ -62,3 +64,98 @@ def log_artifact(loggers: Iterable[Logger], path: Path, artifact_path: str | Non
             logger.experiment.log_artifacts(logger.run_id, str(path), artifact_path)
         else:
             logger.experiment.log_artifact(logger.run_id, str(path), artifact_path)
+
+
+PARENT_RUN_ENV = "MMFUSION_PARENT_RUN_ID"
+
+
+class NestedMLFlowLogger(MLFlowLogger):
+    """Lightning's MLflow logger whose run is a child of `parent_run_id` (a multirun's run).
+
+    The id reaches a job through `logger.mlflow.parent_run_id`, which interpolates the
+    environment variable that `MultirunParentRun` sets for the duration of a multirun.
+    """
+
+    def __init__(self, *args: Any, parent_run_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if parent_run_id:
+            from mmfusion.runs import PARENT_TAG
+
+            self.tags = {**(self.tags or {}), PARENT_TAG: parent_run_id}
+
+
+def _mlflow_logger_config(config: DictConfig) -> DictConfig | None:
+    for cfg in (config.get("logger") or {}).values():
+        if cfg and str(cfg.get("_target_", "")).endswith("MLFlowLogger"):
+            return cfg
+    return None
+
+
+class MultirunParentRun(Callback):
+    """Hydra callback: an MLflow parent run per multirun, its jobs as children, and at the end
+    the comparison report (`mmfusion.compare`) written to `<sweep dir>/comparison` and logged
+    to the parent run."""
+
+    def __init__(self, report: bool = True, n_resamples: int = 2000) -> None:
+        self.report = report
+        self.n_resamples = n_resamples
+        self.run_id: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlflow.tracking import MlflowClient
+
+        HydraConfig.instance().set_config(config)
+        logger_cfg = _mlflow_logger_config(config)
+        if logger_cfg is None:
+            return
+        exp_id = ensure_experiment(
+            logger_cfg.tracking_uri, logger_cfg.experiment_name, logger_cfg.get("artifact_location")
+        )
+        from mmfusion.runs import SWEEP_TAG
+
+        sweep_dir = Path(str(config.hydra.sweep.dir)).expanduser().resolve()
+        overrides = " ".join(config.hydra.overrides.task)
+        run = MlflowClient(logger_cfg.tracking_uri).create_run(
+            exp_id,
+            run_name=f"multirun-{sweep_dir.name}",
+            tags={SWEEP_TAG: str(sweep_dir), "mmfusion.overrides": overrides[:5000]},
+        )
+        self.run_id = run.info.run_id
+        os.environ[PARENT_RUN_ENV] = self.run_id
+        log.info("MLflow parent run %s for the multirun in %s", self.run_id, sweep_dir)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlflow.tracking import MlflowClient
+
+        if self.run_id is None:
+            return
+        os.environ.pop(PARENT_RUN_ENV, None)
+        logger_cfg = _mlflow_logger_config(config)
+        client = MlflowClient(logger_cfg.tracking_uri)
+        if self.report:
+            from mmfusion.compare import compare
+
+            sweep_dir = Path(str(config.hydra.sweep.dir)).expanduser().resolve()
+            try:
+                report = compare(
+                    logger_cfg.tracking_uri,
+                    logger_cfg.experiment_name,
+                    parent_run_id=self.run_id,
+                    out_dir=sweep_dir / "comparison",
+                    n_resamples=self.n_resamples,
+                )
+                log.info("comparison report: %s", report)
+            except Exception:  # the jobs' runs are kept whatever the report does
+                log.exception("comparison report failed; the runs are in MLflow")
+        client.set_terminated(self.run_id)
+
+
+class LogDataSizes(pl.Callback):
+    """Lightning callback: tag each MLflow run with its split sizes (`data.n_train`, ...), so
+    that a report can say what its numbers were measured on."""
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        datasets = getattr(trainer.datamodule, "datasets", {}) or {}
+        for logger in mlflow_loggers(trainer.loggers):
+            for split, dataset in datasets.items():
+                logger.experiment.set_tag(logger.run_id, f"data.n_{split}", str(len(dataset)))

@@ -17,6 +17,7 @@ GROUPS = [
     "logger",
     "callbacks",
     "experiment",
+    "hparams_search",
 ]
 # the option each real-data member needs (`???` in its yaml)
 DATA_REQUIRED = {

@@ -76,6 +76,10 @@ def test_multirun_gives_one_run_per_job_in_one_experiment(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     _, runs = runs_in(tmp_path)
+    parent = [r for r in runs if "mmfusion.sweep_dir" in r.data.tags]  # the multirun's own run
+    runs = [r for r in runs if r not in parent]
+    assert len(parent) == 1
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent[0].info.run_id}
     assert sorted(r.info.run_name for r in runs) == [
         "early-simple_cnn-all",
         "early-simple_cnn-ct",

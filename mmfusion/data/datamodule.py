@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from mmfusion.data.blank import report_blank
 from mmfusion.data.cache import decoded_split
 from mmfusion.data.decode import CTWindow, LogMel
+from mmfusion.data.folds import KFoldLayout
 from mmfusion.data.layout import Sample, SplitFolderLayout
 from mmfusion.data.leakage import refuse_leakage
 from mmfusion.data.loading import collate_batch, loader_options
@@ -71,15 +72,18 @@ class MultimodalDataModule(pl.LightningDataModule):
         manifest: str | None = None,  # like root: a user-facing option the layout reads
         ct_window: CTWindow | None = None,
         allow_leakage: bool = False,
+        folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__()
         if on_bad_file not in BAD_FILE_POLICIES:
             raise ConfigError(f"data.on_bad_file={on_bad_file!r}: use one of {BAD_FILE_POLICIES}")
         if not modalities:
             raise ConfigError("modality.names is empty: name at least one modality")
-        self.layout = layout
         if hasattr(layout, "on_bad_file"):  # one policy: unreadable folders follow it too
             layout.on_bad_file = on_bad_file
+        # k-fold CV (data.folds=K data.fold=i): train + valid re-split, test untouched
+        self.layout = KFoldLayout(layout, folds, fold) if folds else layout
         self.modalities = list(modalities)
         self.image_size = image_size
         self.audio = audio or LogMel()

@@ -1,0 +1,1 @@
+"""Hydra discovers sweepers only in the `hydra_plugins` namespace: mmfusion's Optuna sweeper."""
