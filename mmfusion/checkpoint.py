@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from mmfusion.errors import ConfigError
+from mmfusion.models.missing import build_fusion
 from mmfusion.models.module import FusionClassifier
 
 
@@ -37,12 +38,13 @@ def load_classifier(path: str | Path) -> FusionClassifier:
         raise ConfigError(f"{path} is not an mmfusion checkpoint (no run_config inside)")
     cfg = OmegaConf.create(hparams["run_config"])
     cfg.fusion.backbone.pretrained = False  # the state dict below holds the trained weights
-    net = instantiate(cfg.fusion, num_classes=len(hparams["class_names"]))
+    net = build_fusion(cfg.fusion, num_classes=len(hparams["class_names"]))
     model = instantiate(cfg.model, _partial_=True)(
         net=net,
         class_names=hparams["class_names"],
         input_stats=hparams["input_stats"],
         run_config=hparams["run_config"],
+        modality_dropout=hparams.get("modality_dropout", 0.0),
     )
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()

@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mmfusion.errors import find_user_error
+from mmfusion.models.missing import build_fusion
 from mmfusion.report import confusion_matrix_figure, print_summary, write_predictions
 from mmfusion.tracking import log_artifact, mlflow_loggers
 
@@ -27,13 +28,14 @@ def train(cfg: DictConfig) -> float:
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    net = instantiate(cfg.fusion, num_classes=datamodule.num_classes)
+    net = build_fusion(cfg.fusion, num_classes=datamodule.num_classes)
     # a partial, so that the plain-dict run_config is passed through, not instantiated
     model = instantiate(cfg.model, _partial_=True)(
         net=net,
         class_names=datamodule.class_names,
         input_stats=datamodule.input_stats(),
         run_config=run_config,
+        modality_dropout=cfg.fusion.get("modality_dropout", 0.0),
     )
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
     loggers = [instantiate(c) for c in cfg.logger.values() if c]

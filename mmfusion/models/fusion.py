@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from mmfusion.models.missing import Present, batch_size_of, is_present, like_any
+
 Encoder = Callable[[int], nn.Module]
 
 
@@ -26,9 +28,14 @@ class EarlyFusion(nn.Module):
         self.encoder = backbone(len(self.modalities))
         self.head = nn.Linear(self.encoder.out_features, num_classes)
 
-    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
-        x = torch.cat([inputs[m] for m in self.modalities], dim=1)
-        return self.head(self.encoder(x))
+    def forward(self, inputs: dict[str, Tensor], present: Present | None = None) -> Tensor:
+        """Absent modalities are zero-filled (zero is the training mean after normalising)."""
+        batch_size_of(inputs)
+        channels = []
+        for m in self.modalities:
+            mask = is_present(present, m, inputs).view(-1, 1, 1, 1)
+            channels.append(torch.where(mask, like_any(inputs, m), 0.0))
+        return self.head(self.encoder(torch.cat(channels, dim=1)))
 
 
 class IntermediateFusion(nn.Module):
@@ -45,6 +52,10 @@ class IntermediateFusion(nn.Module):
         super().__init__()
         self.modalities = list(modalities)
         self.encoders = nn.ModuleDict({m: backbone(1) for m in self.modalities})
+        # learned stand-in for the features of a missing modality
+        self.missing_tokens = nn.ParameterDict(
+            {m: nn.Parameter(torch.zeros(e.out_features)) for m, e in self.encoders.items()}
+        )
         width = sum(e.out_features for e in self.encoders.values())
         self.head = nn.Sequential(
             nn.Dropout(dropout),
@@ -54,6 +65,15 @@ class IntermediateFusion(nn.Module):
             nn.Linear(hidden_dim, num_classes),
         )
 
-    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
-        features = [self.encoders[m](inputs[m]) for m in self.modalities]
+    def forward(self, inputs: dict[str, Tensor], present: Present | None = None) -> Tensor:
+        """A missing modality's features are replaced by its learned missing-modality token."""
+        batch = batch_size_of(inputs)
+        features = []
+        for m in self.modalities:
+            token = self.missing_tokens[m].expand(batch, -1)
+            if m not in inputs:
+                features.append(token)
+                continue
+            mask = is_present(present, m, inputs).unsqueeze(1)
+            features.append(torch.where(mask, self.encoders[m](inputs[m]), token))
         return self.head(torch.cat(features, dim=1))
