@@ -43,7 +43,10 @@ def test_an_absent_modality_is_never_read(compose_cfg, batch, fusion):
         clean_out, noisy_out = net(batch, present), net(noisy, present)
         full = net(batch)
         without_tensor = net({m: batch[m] for m in ("ct", "cough")})
-    absent, kept = torch.tensor([False, True, False, True]), torch.tensor([True, False, True, False])
+    absent, kept = (
+        torch.tensor([False, True, False, True]),
+        torch.tensor([True, False, True, False]),
+    )
     assert torch.allclose(clean_out[absent], noisy_out[absent], atol=1e-5)
     assert torch.allclose(clean_out[kept], full[kept], atol=1e-5)
     assert not torch.allclose(clean_out[absent], full[absent], atol=1e-5)

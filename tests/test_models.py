@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from mmfusion.models.missing import build_fusion
 
 from conftest import CONF
+from mmfusion.models.missing import build_fusion
 
 BACKBONES = [p.stem for p in sorted((CONF / "backbone").glob("*.yaml"))]
 FUSIONS = [p.stem for p in sorted((CONF / "fusion").glob("*.yaml"))]
