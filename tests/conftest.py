@@ -17,6 +17,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
+import mmfusion.resume  # noqa: F401  (registers the run-dir resolver that hydra.run.dir uses)
+
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
