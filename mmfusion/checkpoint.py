@@ -10,7 +10,6 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from mmfusion.errors import ConfigError
-from mmfusion.models.missing import build_fusion
 from mmfusion.models.module import FusionClassifier
 
 
@@ -38,7 +37,7 @@ def load_classifier(path: str | Path) -> FusionClassifier:
         raise ConfigError(f"{path} is not an mmfusion checkpoint (no run_config inside)")
     cfg = OmegaConf.create(hparams["run_config"])
     cfg.fusion.backbone.pretrained = False  # the state dict below holds the trained weights
-    net = build_fusion(cfg.fusion, num_classes=len(hparams["class_names"]))
+    net = instantiate(cfg.fusion, num_classes=len(hparams["class_names"]))
     model = instantiate(cfg.model, _partial_=True)(
         net=net,
         class_names=hparams["class_names"],

@@ -13,7 +13,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mmfusion.errors import find_user_error
-from mmfusion.models.missing import build_fusion
 from mmfusion.report import confusion_matrix_figure, print_summary, write_predictions
 from mmfusion.resume import checkpoint_to_resume, resume_target
 from mmfusion.tracking import (
@@ -41,14 +40,14 @@ def _train(cfg: DictConfig) -> float:
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    net = build_fusion(cfg.fusion, num_classes=datamodule.num_classes)
+    net = instantiate(cfg.fusion, num_classes=datamodule.num_classes)
     # a partial, so that the plain-dict run_config is passed through, not instantiated
     model = instantiate(cfg.model, _partial_=True)(
         net=net,
         class_names=datamodule.class_names,
         input_stats=datamodule.input_stats(),
         run_config=run_config,
-        modality_dropout=cfg.fusion.get("modality_dropout", 0.0),
+        modality_dropout=getattr(net, "modality_dropout", 0.0),
     )
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
     out = Path(cfg.paths.output_dir)

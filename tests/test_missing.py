@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from mmfusion.errors import ConfigError
-from mmfusion.models.missing import ModalityDropout, build_fusion
+from mmfusion.models.missing import ModalityDropout
 
 ALL = ("ct", "cxr", "cough")
 
@@ -35,7 +36,7 @@ def test_modality_dropout_rejects_a_probability_of_one():
 @pytest.mark.parametrize("fusion", ["early", "intermediate"])
 def test_an_absent_modality_is_never_read(compose_cfg, batch, fusion):
     cfg = compose_cfg(f"fusion={fusion}", "backbone=simple_cnn")
-    net = build_fusion(cfg.fusion, num_classes=3).eval()
+    net = instantiate(cfg.fusion, num_classes=3).eval()
     present = {m: torch.tensor([True, False, True, False]) if m == "cxr" else None for m in ALL}
     present = {m: v for m, v in present.items() if v is not None}
     noisy = {**batch, "cxr": batch["cxr"] + 100 * torch.randn_like(batch["cxr"])}
@@ -57,7 +58,7 @@ def test_an_absent_modality_is_never_read(compose_cfg, batch, fusion):
 
 def test_intermediate_fusion_learns_its_missing_modality_token(compose_cfg, batch):
     cfg = compose_cfg("fusion=intermediate", "backbone=simple_cnn")
-    net = build_fusion(cfg.fusion, num_classes=3)
+    net = instantiate(cfg.fusion, num_classes=3)
     present = {"ct": torch.tensor([False, True, True, True])}
     torch.nn.functional.cross_entropy(net(batch, present), torch.tensor([0, 1, 2, 0])).backward()
     assert net.missing_tokens["ct"].grad.abs().sum() > 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from conftest import CONF
-from mmfusion.models.missing import build_fusion
 
 BACKBONES = [p.stem for p in sorted((CONF / "backbone").glob("*.yaml"))]
 FUSIONS = [p.stem for p in sorted((CONF / "fusion").glob("*.yaml"))]
@@ -24,7 +24,7 @@ def tiny_batch() -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_forward_backward(compose_cfg, tiny_batch, fusion, backbone, modality):
     cfg = compose_cfg(f"fusion={fusion}", f"backbone={backbone}", f"modality={modality}")
-    net = build_fusion(cfg.fusion, num_classes=4)
+    net = instantiate(cfg.fusion, num_classes=4)
     inputs = {m: tiny_batch[m] for m in cfg.modality.names}
     logits = net(inputs)
     assert logits.shape == (2, 4)
@@ -35,7 +35,7 @@ def test_forward_backward(compose_cfg, tiny_batch, fusion, backbone, modality):
 
 def test_fusion_ignores_modalities_it_was_not_built_for(compose_cfg, tiny_batch):
     cfg = compose_cfg("fusion=intermediate", "backbone=simple_cnn", "modality=ct")
-    net = build_fusion(cfg.fusion, num_classes=2).eval()
+    net = instantiate(cfg.fusion, num_classes=2).eval()
     only_ct = net({"ct": tiny_batch["ct"]})
     assert torch.equal(only_ct, net(tiny_batch))
 
@@ -45,7 +45,7 @@ def test_pretrained_without_a_local_file_is_a_clear_error(compose_cfg):
 
     cfg = compose_cfg("backbone=resnet18", "backbone.pretrained=true")
     with pytest.raises(Exception) as caught:
-        build_fusion(cfg.fusion, num_classes=2)
+        instantiate(cfg.fusion, num_classes=2)
     error = find_user_error(caught.value)
     assert isinstance(error, ConfigError)
     assert "backbone.weights_path" in str(error)
@@ -62,7 +62,7 @@ def test_pretrained_loads_from_a_local_file(compose_cfg, tmp_path):
         f"backbone.weights_path={tmp_path / 'resnet18.pth'}",
         "modality=ct",
     )
-    net = build_fusion(cfg.fusion, num_classes=2)
+    net = instantiate(cfg.fusion, num_classes=2)
     # a 3-channel stem adapted to the one CT channel by timm (summed over colour channels)
     expected = source.conv1.weight.sum(dim=1, keepdim=True)
     assert torch.allclose(net.encoder.conv1.weight, expected, atol=1e-5)

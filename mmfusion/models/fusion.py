@@ -22,9 +22,16 @@ Encoder = Callable[[int], nn.Module]
 class EarlyFusion(nn.Module):
     """Stack the modalities as input channels of one backbone (`in_chans` = #modalities)."""
 
-    def __init__(self, backbone: Encoder, modalities: Sequence[str], num_classes: int) -> None:
+    def __init__(
+        self,
+        backbone: Encoder,
+        modalities: Sequence[str],
+        num_classes: int,
+        modality_dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.modalities = list(modalities)
+        self.modality_dropout = modality_dropout  # applied to batches by FusionClassifier
         self.encoder = backbone(len(self.modalities))
         self.head = nn.Linear(self.encoder.out_features, num_classes)
 
@@ -48,9 +55,11 @@ class IntermediateFusion(nn.Module):
         num_classes: int,
         hidden_dim: int = 256,
         dropout: float = 0.3,
+        modality_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.modalities = list(modalities)
+        self.modality_dropout = modality_dropout  # applied to batches by FusionClassifier
         self.encoders = nn.ModuleDict({m: backbone(1) for m in self.modalities})
         # learned stand-in for the features of a missing modality
         self.missing_tokens = nn.ParameterDict(

@@ -8,11 +8,8 @@ modality (predict passes no tensor at all for it).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from mmfusion.errors import ConfigError
@@ -62,14 +59,3 @@ class ModalityDropout(nn.Module):
             chosen = torch.randint(len(modalities), (int(lost_all.sum()),), device=device)
             keep[lost_all.nonzero().squeeze(1), chosen] = True
         return {m: keep[:, i] for i, m in enumerate(modalities)}
-
-
-def build_fusion(fusion_cfg: DictConfig | Mapping[str, Any], num_classes: int) -> nn.Module:
-    """Instantiate `cfg.fusion` without the keys the fusion itself does not take."""
-    cfg = OmegaConf.create(
-        OmegaConf.to_container(fusion_cfg, resolve=True)
-        if isinstance(fusion_cfg, DictConfig)
-        else dict(fusion_cfg)
-    )
-    cfg.pop("modality_dropout", None)
-    return instantiate(cfg, num_classes=num_classes)
