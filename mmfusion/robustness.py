@@ -203,3 +203,33 @@ class RobustnessEvaluation(Callback):
         for path in files:
             log_artifact(trainer.loggers, path, "robustness")
         log.info("robustness: %s", {k: round(v, 4) for k, v in metrics.items()})
+
+
+def summary_table(run_dirs: Sequence[Path]) -> str:
+    """A Markdown table comparing runs' robustness.json (fusion and dropout from .hydra)."""
+    from omegaconf import OmegaConf
+
+    lines, header = [], None
+    for run in sorted(run_dirs):
+        report = json.loads((run / "robustness.json").read_text())
+        cfg = OmegaConf.load(run / ".hydra" / "config.yaml") if (run / ".hydra").is_dir() else {}
+        fusion = OmegaConf.select(cfg, "fusion._target_", default="?").rsplit(".", 1)[-1]
+        dropout = OmegaConf.select(cfg, "fusion.modality_dropout", default=0.0)
+        without = {r["modality"]: r["acc"] for r in report["rows"] if r["condition"] == "without"}
+        curves = report["noise_curves"]
+        if header is None:
+            header = ["fusion", "modality_dropout", "clean acc"]
+            header += [f"without {m}" for m in without] + [f"noise {n} RR" for n in curves]
+            lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        cells = [fusion, f"{dropout:g}", f"{report['clean']['acc']:.3f}"]
+        cells += [f"{a:.3f}" for a in without.values()]
+        cells += [f"{c['relative_robustness']:.3f}" for c in curves.values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m mmfusion.robustness RUN_DIR... -> Markdown table
+    import sys
+
+    dirs = [Path(a) for a in sys.argv[1:]]
+    print(summary_table([d for d in dirs if (d / "robustness.json").is_file()]))
