@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 from torch import nn
 
-from mmfusion.robustness import curve_area, flat_metrics, robustness_report
+from mmfusion.robustness import curve_area, flat_metrics, robustness_report, summary_table
 
 
 class ReadsOnlyCT(nn.Module):
@@ -48,3 +50,26 @@ def test_removal_and_noise_hit_only_the_modality_the_model_uses():
 def test_curve_area_is_normalised_over_the_level_range():
     assert curve_area([0.0, 0.5, 1.0], [1.0, 1.0, 1.0]) == 1.0
     assert curve_area([0.0, 2.0], [1.0, 0.0]) == 0.5
+
+
+def test_summary_table_compares_runs(tmp_path):
+    report = robustness_report(ReadsOnlyCT(), loader(), ["ct", "cxr"], [0.0, 2.0], seed=0)
+    for name, dropout in (("a", 0.0), ("b", 0.5)):
+        run = tmp_path / name
+        (run / ".hydra").mkdir(parents=True)
+        (run / "robustness.json").write_text(json.dumps(report))
+        (run / ".hydra" / "config.yaml").write_text(
+            "fusion:\n  _target_: mmfusion.models.fusion.EarlyFusion\n"
+            f"  modality_dropout: {dropout}\n"
+        )
+    table = summary_table([tmp_path / "b", tmp_path / "a"]).splitlines()
+    assert table[0].startswith("| fusion | modality_dropout | clean acc | without ct | without cxr")
+    assert (
+        table[2]
+        == "| EarlyFusion | 0 | 1.000 | 0.500 | 1.000 | "
+        + " | ".join(
+            f"{report['noise_curves'][n]['relative_robustness']:.3f}" for n in ("ct", "cxr", "all")
+        )
+        + " |"
+    )
+    assert table[3].startswith("| EarlyFusion | 0.5 |")
