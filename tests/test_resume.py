@@ -177,3 +177,21 @@ def test_random_state_survives_a_weights_only_checkpoint(tmp_path):
     got = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(got[0], expected[0]) and (got[1] == expected[1]).all()
     assert got[2] == expected[2]
+
+
+def test_resume_and_predict_refuse_a_checkpoint_carrying_code(tmp_path, capsys):
+    import pickle
+
+    from mmfusion.predict import Predictor
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    evil = tmp_path / "last.ckpt"
+    evil.write_bytes(pickle.dumps({"state_dict": {}, "epoch": 3, "x": Payload()}))
+    with pytest.raises(ConfigError, match="refusing to load"):
+        SafeCheckpointIO().load_checkpoint(evil)
+    with pytest.raises(ConfigError, match="refusing to load"):
+        Predictor(evil)
+    assert "pwned" not in capsys.readouterr().out
