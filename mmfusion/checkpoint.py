@@ -43,6 +43,7 @@ def load_classifier(path: str | Path) -> FusionClassifier:
         class_names=hparams["class_names"],
         input_stats=hparams["input_stats"],
         run_config=hparams["run_config"],
+        modality_dropout=hparams.get("modality_dropout", 0.0),
     )
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()

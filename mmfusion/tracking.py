@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +162,97 @@ class LogDataSizes(pl.Callback):
         for logger in mlflow_loggers(trainer.loggers):
             for split, dataset in datasets.items():
                 logger.experiment.set_tag(logger.run_id, f"data.n_{split}", str(len(dataset)))
+
+
+RUN_FILE = "mlflow_run.json"
+
+
+def build_loggers(
+    logger_cfgs: DictConfig, output_dir: Path, resuming: bool
+) -> tuple[list[Logger], bool]:
+    """The loggers, and whether a resumed run's MLflow logger reopened the run it logged to."""
+    from hydra.utils import instantiate
+
+    saved = _saved_runs(output_dir) if resuming else {}
+    loggers, reopened = [], False
+    for cfg in logger_cfgs.values():
+        if not cfg:
+            continue
+        run_id = saved.get(str(cfg.get("tracking_uri"))) if _is_mlflow(cfg) else None
+        loggers.append(instantiate(cfg, run_id=run_id) if run_id else instantiate(cfg))
+        if run_id:
+            loggers[-1].experiment.update_run(run_id, status="RUNNING")
+            log.info("resuming MLflow run %s", run_id)
+            reopened = True
+    return loggers, reopened
+
+
+def remember_runs(loggers: Iterable[Logger], output_dir: Path) -> None:
+    """Write the MLflow run ids to the run dir, where a resumed launch finds them."""
+    runs = {lg._tracking_uri: lg.run_id for lg in mlflow_loggers(loggers)}
+    if runs:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / RUN_FILE).write_text(json.dumps(runs, indent=2))
+
+
+def _saved_runs(output_dir: Path) -> dict[str, str]:
+    path = output_dir / RUN_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _is_mlflow(cfg: DictConfig) -> bool:
+    return str(cfg.get("_target_", "")).endswith("MLFlowLogger")
+
+
+@contextmanager
+def final_status(loggers: Iterable[Logger]) -> Iterator[None]:
+    """Never leave a run RUNNING: FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED (an exception)."""
+    runs = mlflow_loggers(loggers)
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit):
+        _set_status(runs, "KILLED")
+        raise
+    except BaseException:
+        _set_status(runs, "FAILED")
+        raise
+    _set_status(runs, "FINISHED")
+
+
+def _set_status(runs: Iterable[MLFlowLogger], status: str) -> None:
+    for run in runs:
+        try:
+            run.experiment.set_terminated(run.run_id, status)
+        except Exception as err:  # the tracking server may be what failed
+            log.error("could not mark MLflow run %s %s: %s", run.run_id, status, err)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside Lightning's loops, raised like Ctrl-C so that both take the same path."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the run like Ctrl-C and exits with status 143.
+
+    While a Trainer runs, Lightning's own handler is installed and calls this one after it; then
+    nothing is raised here: Lightning stops at the next batch boundary (SIGTERMException), which
+    never interrupts a checkpoint or tracking-store write halfway.
+    """
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    def handler(signum: int, frame: Any) -> None:
+        if signal.getsignal(signal.SIGTERM) is handler:  # no Trainer running
+            raise Terminated(f"received signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    except (Terminated, SIGTERMException):
+        raise SystemExit(128 + signal.SIGTERM) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)

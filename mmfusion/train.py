@@ -14,7 +14,15 @@ from omegaconf import DictConfig, OmegaConf
 from mmfusion.distributed import leave_process_group, prepare_launch
 from mmfusion.errors import find_user_error
 from mmfusion.report import print_summary
-from mmfusion.tracking import log_artifact, mlflow_loggers
+from mmfusion.resume import checkpoint_to_resume, resume_target
+from mmfusion.tracking import (
+    build_loggers,
+    final_status,
+    log_artifact,
+    mlflow_loggers,
+    remember_runs,
+    sigterm_as_interrupt,
+)
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -22,6 +30,11 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 def train(cfg: DictConfig) -> float:
     """Wire data, model, callbacks, loggers and trainer; return the monitored metric's best."""
+    with sigterm_as_interrupt():
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> float:
     pl.seed_everything(cfg.seed, workers=True)
     run_config = OmegaConf.to_container(cfg, resolve=True)
     datamodule = instantiate(cfg.data)
@@ -34,15 +47,25 @@ def train(cfg: DictConfig) -> float:
         class_names=datamodule.class_names,
         input_stats=datamodule.input_stats(),
         run_config=run_config,
+        modality_dropout=getattr(net, "modality_dropout", 0.0),
     )
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
-    loggers = [instantiate(c) for c in cfg.logger.values() if c]
+    out = Path(cfg.paths.output_dir)
+    resuming = resume_target(cfg.resume, cfg.ckpt_path) is not False
+    loggers, reopened = build_loggers(cfg.logger, out, resuming)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    for logger in loggers:
-        logger.log_hyperparams(run_config)
+    remember_runs(loggers, out)
+    if not reopened:  # a reopened MLflow run has its params already
+        for logger in loggers:
+            logger.log_hyperparams(run_config)
+    with final_status(loggers):
+        return _fit_and_test(cfg, trainer, model, datamodule, callbacks, loggers)
 
+
+def _fit_and_test(cfg, trainer, model, datamodule, callbacks, loggers) -> float:
+    ckpt_path = checkpoint_to_resume(cfg.resume, cfg.ckpt_path, cfg.paths.output_dir)
     prepare_launch(trainer)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     trainer = leave_process_group(trainer, callbacks, loggers)  # DDP: rank 0 goes on alone
     if trainer is None:

@@ -19,9 +19,15 @@ class EarlyAdapterFusion(nn.Module):
     """
 
     def __init__(
-        self, backbone: Encoder, modalities: Sequence[str], num_classes: int, out_chans: int = 3
+        self,
+        backbone: Encoder,
+        modalities: Sequence[str],
+        num_classes: int,
+        out_chans: int = 3,
+        modality_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.modality_dropout = modality_dropout  # applied to batches by FusionClassifier
         self.modalities = list(modalities)
         self.adapter = nn.Conv2d(len(self.modalities), out_chans, kernel_size=1)
         self.encoder = backbone(out_chans)

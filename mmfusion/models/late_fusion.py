@@ -32,8 +32,10 @@ class LateFusion(nn.Module):
         learned_weights: bool = False,
         aux_weight: float = 0.0,
         dropout: float = 0.0,
+        modality_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.modality_dropout = modality_dropout  # applied to batches by FusionClassifier
         self.modalities = list(modalities)
         self.encoders = nn.ModuleDict({m: backbone(1) for m in self.modalities})
         self.heads = nn.ModuleDict(

@@ -20,8 +20,10 @@ from torchmetrics.classification import (
 )
 
 from mmfusion.models.contracts import AuxiliaryLoss
+from mmfusion.models.missing import ModalityDropout, Present
 
-Batch = tuple[dict[str, Tensor], Tensor]
+# (inputs, labels) or (inputs, labels, present) once modality dropout has masked the batch
+Batch = tuple[dict[str, Tensor], Tensor] | tuple[dict[str, Tensor], Tensor, Present]
 
 
 def classification_metrics(num_classes: int) -> MetricCollection:
@@ -51,6 +53,7 @@ class FusionClassifier(pl.LightningModule):
         run_config: Mapping[str, Any] | None = None,
         channels_last: bool = False,
         compile: bool | Mapping[str, Any] = False,
+        modality_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         # the checkpoint must rebuild the model alone: keep names, stats and the resolved config
@@ -66,6 +69,7 @@ class FusionClassifier(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.augment = augment
+        self.modality_dropout = ModalityDropout(modality_dropout)
         for modality, (mean, std) in input_stats.items():
             self.register_buffer(f"mean_{modality}", torch.tensor(float(mean)))
             self.register_buffer(f"std_{modality}", torch.tensor(float(std)))
@@ -89,19 +93,22 @@ class FusionClassifier(pl.LightningModule):
             for m, x in inputs.items()
         }
 
-    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
+    def forward(self, inputs: dict[str, Tensor], present: Present | None = None) -> Tensor:
         """Logits for raw inputs in [0, 1] (images) or feature units (spectrograms)."""
-        return self.net(self.normalise(inputs))
+        return self.net(self.normalise(inputs), present)
 
     def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
-        inputs, labels = batch
+        inputs, labels, *rest = batch
         if self.trainer.training and self.augment is not None:
             inputs = self.augment(inputs)
-        return inputs, labels
+        if self.trainer.training and self.modality_dropout.p > 0 and len(inputs) > 1:
+            present = self.modality_dropout(list(inputs), len(labels), labels.device)
+            return inputs, labels, present
+        return (inputs, labels, *rest)
 
     def _step(self, batch: Batch, split: str) -> tuple[Tensor, Tensor]:
-        inputs, labels = batch
-        logits = self(inputs)
+        inputs, labels, *rest = batch
+        logits = self(inputs, rest[0] if rest else None)
         loss = F.cross_entropy(logits, labels)
         if split == "train" and isinstance(self.net, AuxiliaryLoss):
             loss = loss + self.net.extra_loss(labels)

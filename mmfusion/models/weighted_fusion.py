@@ -54,8 +54,10 @@ class AttentionFusion(nn.Module):
         heads: int = 4,
         layers: int = 1,
         dropout: float = 0.1,
+        modality_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.modality_dropout = modality_dropout  # applied to batches by FusionClassifier
         self.modalities = list(modalities)
         self.tokens = ModalityTokens(backbone, self.modalities, dim)
         self.embedding = nn.Parameter(torch.zeros(1, len(self.modalities), dim))
@@ -93,8 +95,10 @@ class GatedFusion(nn.Module):
         dim: int = 128,
         hidden_dim: int = 256,
         dropout: float = 0.3,
+        modality_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.modality_dropout = modality_dropout  # applied to batches by FusionClassifier
         self.modalities = list(modalities)
         count = len(self.modalities)
         self.tokens = ModalityTokens(backbone, self.modalities, dim)

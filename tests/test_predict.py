@@ -1,0 +1,159 @@
+"""Prediction from files: CLI, folder / manifest CSVs and MLflow model agree with training."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import make_tree, run_cli
+from mmfusion.predict import Predictor, main
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    """One tiny intermediate-fusion run with modality dropout, logged to MLflow."""
+    workdir = tmp_path_factory.mktemp("predict")
+    tree = make_tree(workdir / "tree", per_split={"train": 3, "valid": 1, "test": 2})
+    result = run_cli(
+        [
+            "mmfusion",
+            "data=folder",
+            f"data.root={tree}",
+            "backbone=simple_cnn",
+            "fusion=intermediate",
+            "fusion.modality_dropout=0.3",
+            "trainer.max_epochs=1",
+            "data.image_size=16",
+            "data.decode_workers=1",
+            "callbacks.robustness=null",
+        ],
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (workdir / "outputs" / "train" / "runs").iterdir()
+    (best,) = (run_dir / "checkpoints").glob("epoch*.ckpt")
+    expected = pd.read_csv(run_dir / "test_predictions.csv")
+    return {
+        "workdir": workdir,
+        "tree": tree,
+        "run_dir": run_dir,
+        "best": best,
+        "expected": expected,
+    }
+
+
+def probs_of(frame: pd.DataFrame) -> np.ndarray:
+    return frame[["prob_Healthy", "prob_covid"]].to_numpy()
+
+
+@pytest.mark.slow
+def test_cli_prints_the_probabilities_training_computed(trained, capsys):
+    row = trained["expected"].iloc[0]
+    main(
+        [
+            f"ckpt_path={trained['best']}",
+            *(f"{m}={row[f'file_{m}']}" for m in ("ct", "cxr", "cough")),
+        ]
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["missing"] == [] and out["modalities"] == ["ct", "cxr", "cough"]
+    got = [out["probabilities"]["Healthy"], out["probabilities"]["covid"]]
+    assert np.allclose(got, [row["prob_Healthy"], row["prob_covid"]], atol=1e-5)
+    assert out["prediction"] == row["pred_name"]
+
+
+@pytest.mark.slow
+def test_any_subset_of_modalities_can_be_given(trained, capsys):
+    row = trained["expected"].iloc[0]
+    main([f"ckpt_path={trained['best']}", f"cough={row['file_cough']}"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["missing"] == ["ct", "cxr"]
+    assert sum(out["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    # the same as telling the model the two modalities are absent
+    predictor = Predictor(trained["best"])
+    expected = predictor.predict([{"ct": None, "cxr": None, "cough": row["file_cough"]}])[0]
+    assert np.allclose([out["probabilities"]["Healthy"], out["probabilities"]["covid"]], expected)
+
+
+@pytest.mark.slow
+def test_folder_and_manifest_modes_write_one_row_per_patient(trained, tmp_path):
+    expected = trained["expected"].set_index("file_ct")
+    out = tmp_path / "folder.csv"
+    main([f"ckpt_path={trained['best']}", f"input={trained['tree'] / 'test'}", f"output={out}"])
+    frame = pd.read_csv(out).set_index("file_ct").loc[expected.index]
+    assert np.allclose(probs_of(frame), probs_of(expected), atol=1e-5)
+
+    manifest = tmp_path / "manifest.csv"
+    rows = trained["expected"][["sample_id", "file_ct", "file_cough"]]
+    rows.rename(columns={"file_ct": "ct", "file_cough": "cough"}).assign(cxr="").to_csv(
+        manifest, index=False
+    )
+    main([f"ckpt_path={trained['best']}", f"input={manifest}", f"output={tmp_path / 'm.csv'}"])
+    result = pd.read_csv(tmp_path / "m.csv", keep_default_na=False)
+    assert list(result["sample_id"]) == list(rows["sample_id"])
+    assert set(result["missing"]) == {"cxr"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ct=a.png"], "ckpt_path= is required"),
+        (["ckpt_path=/nonexistent/x.ckpt"], "ckpt_path=/nonexistent/x.ckpt does not exist"),
+        (["ckpt_path"], "expected key=value, got 'ckpt_path'"),
+    ],
+)
+def test_bad_requests_are_errors_naming_the_option(args, message):
+    with pytest.raises(SystemExit, match="^mmfusion.predict: error: ") as caught:
+        main(args)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.slow
+def test_cli_error_is_one_line_without_traceback(tmp_path):
+    result = run_cli(["mmfusion.predict", f"ckpt_path={tmp_path}/x.ckpt"], cwd=tmp_path)
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        == f"mmfusion.predict: error: ckpt_path={tmp_path}/x.ckpt does not exist"
+    )
+
+
+@pytest.mark.slow
+def test_unknown_modality_names_the_model_modalities(trained):
+    with pytest.raises(SystemExit, match="xray=: this model uses ct, cxr, cough only"):
+        main([f"ckpt_path={trained['best']}", "xray=a.png"])
+
+
+@pytest.mark.slow
+def test_logged_mlflow_model_predicts_through_the_mlflow_cli(trained, tmp_path):
+    workdir = trained["workdir"]
+    tracking = f"sqlite:///{workdir}/mlflow.db"
+    client = MlflowClient(tracking)
+    (run,) = client.search_runs([client.get_experiment_by_name("mmfusion").experiment_id])
+    expected = trained["expected"]
+    records = [
+        {"ct": r.file_ct, "cxr": r.file_cxr if i == 0 else None, "cough": r.file_cough}
+        for i, r in enumerate(expected.itertuples())
+    ]
+    (tmp_path / "in.json").write_text(json.dumps({"dataframe_records": records}))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
+    result = subprocess.run(
+        [sys.executable, "-m", "mlflow", "models", "predict",
+         "-m", f"runs:/{run.info.run_id}/model", "-i", str(tmp_path / "in.json"), "-t", "json",
+         "--env-manager", "local", "-o", str(tmp_path / "out.json")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = pd.DataFrame(json.loads((tmp_path / "out.json").read_text())["predictions"])
+    # row 0 had every modality: exactly what training computed; the rest lack the CXR
+    assert np.allclose(probs_of(got)[0], probs_of(expected)[0], atol=1e-5)
+    predictor = Predictor(trained["best"])
+    assert np.allclose(probs_of(got), predictor.predict(records), atol=1e-5)
+    assert got["prediction"].iloc[0] == expected["pred_name"].iloc[0]
