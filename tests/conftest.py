@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
-import mmfusion  # noqa: F401  (registers the config resolvers, as `python -m mmfusion` does)
+import mmfusion
 import mmfusion.resume  # noqa: F401  (registers the run-dir resolver that hydra.run.dir uses)
 
 REPO = Path(__file__).resolve().parent.parent
