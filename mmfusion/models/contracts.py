@@ -30,8 +30,9 @@ class ModalityWeighting(Protocol):
     modality_weights: Tensor | None
 
 
-def presence_mask(present: Presence, modalities: list[str], like: Tensor) -> Tensor:
-    """(B, M) float mask, 1 where the modality is there, on `like`'s device and dtype."""
-    if present is None:
-        return like.new_ones(like.shape[0], len(modalities))
-    return torch.stack([present[m].to(like.dtype) for m in modalities], dim=1)
+def presence_mask(present: Presence, modalities: list[str], inputs: dict[str, Tensor]) -> Tensor:
+    """(B, M) float mask, 1 where the modality is there (see `missing.is_present`)."""
+    from mmfusion.models.missing import is_present
+
+    like = next(iter(inputs.values()))
+    return torch.stack([is_present(present, m, inputs) for m in modalities], dim=1).to(like.dtype)

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from mmfusion.models.contracts import Presence, presence_mask
 from mmfusion.models.fusion import Encoder
+from mmfusion.models.missing import like_any
 
 
 class EarlyAdapterFusion(nn.Module):
@@ -34,6 +35,6 @@ class EarlyAdapterFusion(nn.Module):
         self.head = nn.Linear(self.encoder.out_features, num_classes)
 
     def forward(self, inputs: dict[str, Tensor], present: Presence = None) -> Tensor:
-        x = torch.cat([inputs[m] for m in self.modalities], dim=1)
-        mask = presence_mask(present, self.modalities, x)
+        x = torch.cat([like_any(inputs, m) for m in self.modalities], dim=1)
+        mask = presence_mask(present, self.modalities, inputs)
         return self.head(self.encoder(self.adapter(x * mask[:, :, None, None])))

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from mmfusion.models.contracts import Presence, presence_mask
 from mmfusion.models.fusion import Encoder
+from mmfusion.models.missing import like_any
 
 EPS = 1e-8
 
@@ -53,9 +54,9 @@ class LateFusion(nn.Module):
 
     def forward(self, inputs: dict[str, Tensor], present: Presence = None) -> Tensor:
         logits = torch.stack(
-            [self.heads[m](self.encoders[m](inputs[m])) for m in self.modalities], dim=1
+            [self.heads[m](self.encoders[m](like_any(inputs, m))) for m in self.modalities], dim=1
         )  # (B, M, C)
-        mask = presence_mask(present, self.modalities, logits)
+        mask = presence_mask(present, self.modalities, inputs)
         weights = self.weight_logits.softmax(0).to(logits.dtype) * mask
         total = weights.sum(1, keepdim=True)
         probs = (weights.unsqueeze(-1) * logits.float().softmax(-1)).sum(1) / total.clamp_min(EPS)

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from mmfusion.models.contracts import Presence, presence_mask
 from mmfusion.models.fusion import Encoder
+from mmfusion.models.missing import like_any
 
 
 class ModalityTokens(nn.Module):
@@ -34,9 +35,10 @@ class ModalityTokens(nn.Module):
 
     def forward(self, inputs: dict[str, Tensor], present: Presence = None) -> Tensor:
         tokens = torch.stack(
-            [self.projections[m](self.encoders[m](inputs[m])) for m in self.modalities], dim=1
+            [self.projections[m](self.encoders[m](like_any(inputs, m))) for m in self.modalities],
+            dim=1,
         )
-        mask = presence_mask(present, self.modalities, tokens).unsqueeze(-1)
+        mask = presence_mask(present, self.modalities, inputs).unsqueeze(-1)
         return tokens * mask + self.missing.to(tokens.dtype) * (1 - mask)
 
 
