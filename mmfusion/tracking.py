@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -124,7 +125,10 @@ class MultirunParentRun(Callback):
             tags={SWEEP_TAG: str(sweep_dir), "mmfusion.overrides": overrides[:5000]},
         )
         self.run_id = run.info.run_id
+        self.tracking_uri = logger_cfg.tracking_uri
         os.environ[PARENT_RUN_ENV] = self.run_id
+        # a failing job ends the multirun without on_multirun_end: never leave the parent RUNNING
+        atexit.register(self._mark_failed_if_open)
         log.info("MLflow parent run %s for the multirun in %s", self.run_id, sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -151,6 +155,14 @@ class MultirunParentRun(Callback):
             except Exception:  # the jobs' runs are kept whatever the report does
                 log.exception("comparison report failed; the runs are in MLflow")
         client.set_terminated(self.run_id)
+        self.run_id = None
+
+    def _mark_failed_if_open(self) -> None:
+        if self.run_id is not None:
+            from mlflow.tracking import MlflowClient
+
+            MlflowClient(self.tracking_uri).set_terminated(self.run_id, "FAILED")
+            self.run_id = None
 
 
 class LogDataSizes(pl.Callback):

@@ -15,6 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import make_tree, run_cli
+from mmfusion.runs import PARENT_TAG, SWEEP_TAG
 
 EPOCHS = 2
 SWEEP = [
@@ -37,7 +38,11 @@ SWEEP = [
 
 def assert_nothing_lost(client: MlflowClient) -> None:
     experiment = client.get_experiment_by_name("mmfusion")
-    runs = client.search_runs([experiment.experiment_id])
+    every = client.search_runs([experiment.experiment_id])
+    parents = [r for r in every if SWEEP_TAG in r.data.tags]  # the multirun's own run
+    runs = [r for r in every if r not in parents]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert {r.data.tags[PARENT_TAG] for r in runs} == {parents[0].info.run_id}
     assert sorted(r.data.params["seed"] for r in runs) == ["1", "2", "3", "4"]
     assert all(r.info.status == "FINISHED" for r in runs)
     keys = {frozenset(r.data.metrics) for r in runs}

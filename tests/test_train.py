@@ -135,3 +135,25 @@ def test_corrupt_file_via_cli_names_the_file_and_skip_reports_the_count(tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "skipped 1 unreadable files, dropping 1 patients" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_a_failing_job_leaves_no_multirun_run_running(tmp_path):
+    tree = make_tree(tmp_path / "tree", per_split={"train": 2, "valid": 1, "test": 1})
+    result = run_cli(
+        [
+            "mmfusion",
+            "-m",
+            "data=folder",
+            f"data.root={tree},{tmp_path}/missing",
+            *TINY,
+            "trainer.max_epochs=1",
+            "logger.mlflow.experiment_name=mmfusion",
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    _, runs = runs_in(tmp_path)
+    assert {r.info.status for r in runs} <= {"FINISHED", "FAILED"}
+    (parent,) = [r for r in runs if "mmfusion.sweep_dir" in r.data.tags]
+    assert parent.info.status == "FAILED"
