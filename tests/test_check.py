@@ -67,12 +67,14 @@ def test_cli_json_reports_a_cross_split_duplicate_and_a_sample_rate_confound(tmp
 
 
 def test_human_output_warns_loudly_and_a_clean_tree_passes(tmp_path, capsys):
+    from rich.console import Console
+
     from mmfusion.check import print_report
 
     root = confounded_tree(tmp_path / "tree")
     report = audit(SplitFolderLayout(root), ALL, None, CheckOptions())
     assert report["errors"] == 0 and kinds(report, "warning") == {"confound"}
-    print_report(report, __import__("rich.console").console.Console(width=200))
+    print_report(report, Console(width=200))
     out = capsys.readouterr().out
     assert "LABEL CONFOUND cough: sample_rate == 16000 singles out class 'Healthy'" in out
     assert "OK: 0 errors, 1 warnings, 36 files" in out

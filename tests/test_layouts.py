@@ -126,6 +126,12 @@ def test_unsplit_split_of_a_patient_does_not_depend_on_the_modalities_used(tmp_p
     assert sum(len(with_all.unpaired[s]) for s in SPLITS) == 1
 
 
+def test_a_root_in_neither_kaggle_layout_is_named(tmp_path):
+    (tmp_path / "images").mkdir()
+    with pytest.raises(DataError, match=r"holds neither \['train', 'valid', 'test'\] nor"):
+        CxrCtCoughLayout(tmp_path).classes(ALL)
+
+
 def test_unsplit_default_is_the_seed_study_400_50_50_scaled_to_small_classes(tmp_path, caplog):
     make_unsplit(tmp_path, per_class=10)
     layout = CxrCtCoughLayout(tmp_path)
