@@ -204,6 +204,11 @@ def measured_on(records: Sequence[RunRecord]) -> list[str]:
     return lines
 
 
+def _replicate_name(run: RunRecord) -> str:
+    named = zip(("seed", "fold"), run.replicate, strict=True)
+    return ", ".join(f"{name} {value}" for name, value in named if value not in ("-", "None"))
+
+
 def _cell(result: ConfigResult, metric: str) -> str:
     low, high = result.ci[metric]
     return f"{result.mean(metric):.3f} ± {result.std(metric):.3f} [{low:.3f}, {high:.3f}]"
@@ -257,7 +262,8 @@ def markdown(
         "",
         "Each cell: mean ± std over replicate runs (seeds / folds) [95% bootstrap CI of that "
         f"mean over test patients, percentile method, {n_resamples} resamples, "
-        "scipy.stats.bootstrap]. ECE: lower is better. Sorted by mean accuracy.",
+        "scipy.stats.bootstrap]. ECE: lower is better; being biased upwards under resampling, "
+        "its interval can lie above the estimate. Sorted by mean accuracy.",
         "",
         *_table(
             ["configuration", "runs", *titles, "vs best (McNemar)"],
@@ -328,8 +334,7 @@ def markdown(
     if skipped:
         lines += ["", "Runs left out:", *[f"- {s}" for s in skipped]]
     rows = [
-        [result.label, " / ".join(run.replicate), f"`{run.run_id}`"]
-        + [f"{m[k]:.4f}" for k in METRICS]
+        [result.label, _replicate_name(run), f"`{run.run_id}`"] + [f"{m[k]:.4f}" for k in METRICS]
         for result in results
         for run, m in zip(result.runs, result.per_run, strict=True)
     ]
@@ -337,7 +342,7 @@ def markdown(
         "",
         "## Runs",
         "",
-        *_table(["configuration", "seed / fold", "MLflow run", *titles], rows),
+        *_table(["configuration", "replicate", "MLflow run", *titles], rows),
     ]
     return "\n".join(lines) + "\n"
 
@@ -362,7 +367,10 @@ def bar_chart(results: list[ConfigResult], path: Path) -> Path:
             "tab:green" if i == 0 else "tab:gray" if r.test.get("verdict") == "n.s." else "tab:blue"
             for i, r in enumerate(results)
         ]
-        ax.barh(y, means, xerr=[means - low, high - means], color=colors, alpha=0.75, capsize=3)
+        ax.barh(y, means, color=colors, alpha=0.75)
+        # the CI as its own segment: a percentile interval need not contain the mean (ECE is
+        # biased upwards under resampling, so its interval can lie above the estimate)
+        ax.errorbar((low + high) / 2, y, xerr=(high - low) / 2, fmt="none", ecolor="k", capsize=3)
         for i, r in enumerate(results):
             ax.plot([m[metric] for m in r.per_run], [i] * len(r.per_run), "k.", markersize=4)
         ax.set_title(METRIC_TITLES[metric] + (" (lower better)" if metric == "ece" else ""))

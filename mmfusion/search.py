@@ -35,6 +35,8 @@ from hydra.core.plugins import Plugins
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from mmfusion.errors import ConfigError
+
 log = logging.getLogger(__name__)
 _ABSENT = object()
 
@@ -187,7 +189,9 @@ class OptunaSearch:
         )
         done = 0
         while done < self.n_trials:
-            trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - done))]
+            trials = [
+                self._ask(study, space) for _ in range(min(self.n_jobs, self.n_trials - done))
+            ]
             overrides = [self._overrides(trial, fixed) for trial in trials]
             try:
                 returns = list(self.launcher.launch(overrides, initial_job_idx=self.job_idx))
@@ -198,6 +202,21 @@ class OptunaSearch:
                 self._tell(study, trial, result)
             done += len(trials)
         return self._report_best(study)
+
+    def _ask(self, study: Any, space: dict[str, Any]) -> Any:
+        try:
+            return study.ask(space)
+        except ValueError as err:  # optuna: a parameter's distribution differs from the study's
+            from optuna.trial import TrialState
+
+            last = study.trials[-1] if study.trials else None
+            if last is not None and last.state == TrialState.RUNNING:  # the half-asked trial
+                study.tell(last.number, state=TrialState.FAIL)
+            raise ConfigError(
+                f"hydra.sweeper.params: the search space differs from the stored study "
+                f"{self.study_name!r} ({err}); resume with the same space or set "
+                "hydra.sweeper.study_name to a new name"
+            ) from err
 
     def _overrides(self, trial: Any, fixed: list[str]) -> tuple[str, ...]:
         chosen = [f"{k}={v}" for k, v in trial.params.items()]
