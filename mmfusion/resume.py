@@ -64,4 +64,12 @@ def checkpoint_to_resume(resume: Any, ckpt_path: Any, output_dir: str | Path) ->
     return str(last) if last.is_file() else None
 
 
-OmegaConf.register_new_resolver("mmfusion_run_dir", run_dir, replace=True)
+def _run_dir_resolver(resume: Any, ckpt_path: Any, runs_root: str, fresh_name: str) -> str:
+    # Hydra resolves hydra.run.dir before mmfusion's error handling runs: exit with one line here
+    try:
+        return run_dir(resume, ckpt_path, runs_root, fresh_name)
+    except ConfigError as err:
+        raise SystemExit(f"mmfusion: error: {err}") from None
+
+
+OmegaConf.register_new_resolver("mmfusion_run_dir", _run_dir_resolver, replace=True)

@@ -54,11 +54,11 @@ def _train(cfg: DictConfig) -> float:
     resuming = resume_target(cfg.resume, cfg.ckpt_path) is not False
     loggers, reopened = build_loggers(cfg.logger, out, resuming)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    remember_runs(loggers, out)
-    if not reopened:  # a reopened MLflow run has its params already
-        for logger in loggers:
-            logger.log_hyperparams(run_config)
-    with final_status(loggers):
+    with final_status(loggers):  # from here on, the MLflow run ends FINISHED / KILLED / FAILED
+        remember_runs(loggers, out)
+        if not reopened:  # a reopened MLflow run has its params already
+            for logger in loggers:
+                logger.log_hyperparams(run_config)
         return _fit_and_test(cfg, trainer, model, datamodule, callbacks, loggers)
 
 

@@ -195,3 +195,11 @@ def test_resume_and_predict_refuse_a_checkpoint_carrying_code(tmp_path, capsys):
     with pytest.raises(ConfigError, match="refusing to load"):
         Predictor(evil)
     assert "pwned" not in capsys.readouterr().out
+
+
+def test_resuming_a_missing_run_dir_is_one_line(tmp_path):
+    result = run_cli(["mmfusion", f"resume={tmp_path}/gone"], cwd=tmp_path)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == f"mmfusion: error: resume={tmp_path}/gone: no such run directory"
+    assert "Traceback" not in result.stderr
