@@ -1,53 +1,13 @@
-"""What a finished run shows: a confusion-matrix figure and a short summary table."""
+"""What a finished run leaves: the test-predictions table and the end-of-run summary."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-
-
-def confusion_matrix_figure(
-    matrix: np.ndarray, class_names: Sequence[str], path: Path, title: str = "Test confusion matrix"
-) -> Path:
-    """Counts with the row-normalised rate in each cell (rows: true, columns: predicted)."""
-    matrix = np.asarray(matrix)
-    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    size = 1.2 + 1.1 * len(class_names)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
-    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set(
-        xticks=range(len(class_names)),
-        yticks=range(len(class_names)),
-        xticklabels=class_names,
-        yticklabels=class_names,
-        xlabel="Predicted",
-        ylabel="True",
-        title=title,
-    )
-    plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
-    for (i, j), count in np.ndenumerate(matrix):
-        ax.text(
-            j,
-            i,
-            f"{count}\n{rates[i, j]:.0%}",
-            ha="center",
-            va="center",
-            color="white" if rates[i, j] > 0.5 else "black",
-            fontsize=9,
-        )
-    fig.colorbar(image, ax=ax, fraction=0.046, label="row rate")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def write_predictions(
