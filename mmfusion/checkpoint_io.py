@@ -3,6 +3,9 @@
 - Writes go to a temporary file in the same folder, are fsynced and then renamed over the
   target, so `last.ckpt` is always either the previous or the new complete checkpoint (a power
   cut or SIGKILL mid-write cannot leave a truncated file behind).
+- `callbacks.model_checkpoint` keeps `last.ckpt` as a link to the epoch's best file when that
+  was just written (Lightning's `save_last: link`, one write per epoch instead of two), and swaps
+  the link in one rename as well.
 - Reads use `torch.load(weights_only=True)` (mmfusion.checkpoint.read_checkpoint), so resuming
   from a checkpoint never runs code from it.
 - The global random state is saved with every checkpoint and restored on resume, so a resumed
@@ -22,6 +25,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from mmfusion.checkpoint import read_checkpoint
@@ -53,6 +57,19 @@ class SafeCheckpointIO(TorchCheckpointIO):
         self, path: str | Path, map_location: Any = None, weights_only: bool | None = None
     ) -> dict[str, Any]:
         return read_checkpoint(path)
+
+
+class ModelCheckpoint(LightningModelCheckpoint):
+    """Lightning's, with the `save_last: link` symlink replaced atomically (never removed first)."""
+
+    @staticmethod
+    def _link_checkpoint(trainer: pl.Trainer, filepath: str, linkpath: str) -> None:
+        if trainer.is_global_zero and os.path.abspath(filepath) != os.path.abspath(linkpath):
+            tmp = f"{linkpath}.link.tmp"
+            Path(tmp).unlink(missing_ok=True)
+            os.symlink(os.path.relpath(filepath, os.path.dirname(linkpath)), tmp)
+            os.replace(tmp, linkpath)
+        trainer.strategy.barrier()
 
 
 def random_state() -> dict[str, Any]:

@@ -46,7 +46,7 @@ def run_dir(resume: Any, ckpt_path: Any, runs_root: str, fresh_name: str) -> str
         return str(path.resolve())
     suffix = fresh_name.split("_", 2)[-1]  # <date>_<time>_<fusion>-<backbone>-<modality>
     candidates = sorted(
-        p for p in Path(runs_root).glob(f"*_{suffix}") if (p / LAST).is_file() and p.is_dir()
+        p for p in Path(runs_root).glob(f"*_{suffix}") if p.is_dir() and latest_checkpoint(p)
     )
     if not candidates:
         raise ConfigError(
@@ -60,8 +60,24 @@ def checkpoint_to_resume(resume: Any, ckpt_path: Any, output_dir: str | Path) ->
     """The checkpoint `trainer.fit` continues from, or None to start from scratch."""
     if resume_target(resume, ckpt_path) is False:
         return None if ckpt_path in (None, "") else str(ckpt_path)
-    last = Path(output_dir) / LAST
-    return str(last) if last.is_file() else None
+    latest = latest_checkpoint(output_dir)
+    return str(latest) if latest else None
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """`checkpoints/last.ckpt`, or the newest epoch file if last.ckpt is a dangling link.
+
+    With `save_last: link`, Lightning deletes the previous best file before it relinks last.ckpt
+    to the new one; a kill in between leaves the link dangling, and the new best file (the same
+    epoch's state) is then the latest checkpoint.
+    """
+    last = Path(run_dir) / LAST
+    if last.is_file():
+        return last
+    if not last.is_symlink():
+        return None
+    epochs = [p for p in last.parent.glob("epoch*.ckpt") if p.is_file()]
+    return max(epochs, key=lambda p: p.stat().st_mtime_ns, default=None)
 
 
 def _run_dir_resolver(resume: Any, ckpt_path: Any, runs_root: str, fresh_name: str) -> str:

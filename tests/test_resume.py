@@ -203,3 +203,26 @@ def test_resuming_a_missing_run_dir_is_one_line(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last == f"mmfusion: error: resume={tmp_path}/gone: no such run directory"
     assert "Traceback" not in result.stderr
+
+
+def test_last_link_is_swapped_in_place_and_a_dangling_one_falls_back_to_the_newest_epoch(tmp_path):
+    from types import SimpleNamespace
+
+    from mmfusion.checkpoint_io import ModelCheckpoint
+    from mmfusion.resume import latest_checkpoint
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    last = folder / "last.ckpt"
+    trainer = SimpleNamespace(is_global_zero=True, strategy=SimpleNamespace(barrier=lambda: None))
+    first, second = folder / "epoch00.ckpt", folder / "epoch03.ckpt"
+    first.write_bytes(b"epoch 0")
+    ModelCheckpoint._link_checkpoint(trainer, str(first), str(last))
+    assert latest_checkpoint(tmp_path) == last and last.read_bytes() == b"epoch 0"
+    # Lightning writes the new best and deletes the old one before it relinks last.ckpt
+    second.write_bytes(b"epoch 3")
+    first.unlink()
+    assert latest_checkpoint(tmp_path) == second
+    ModelCheckpoint._link_checkpoint(trainer, str(second), str(last))
+    assert last.is_symlink() and last.read_bytes() == b"epoch 3"
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch03.ckpt", "last.ckpt"]
