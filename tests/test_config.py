@@ -95,7 +95,7 @@ def test_unknown_option_is_one_clear_error(tmp_path):
         (("fusion=intermediate",), 15),  # no recipe: trainer/default.yaml
         (("data=folder", "data.root=/x"), 15),
         (("trainer.max_epochs=3",), 3),  # the command line wins over a recipe
-        (("experiment=fusion_comparison", "hydra.mode=RUN"), 6),  # and so does an experiment
+        (("experiment=fusion_comparison", "hydra.mode=RUN"), 10),  # and so does an experiment
     ],
 )
 def test_recipe_sets_the_budget_of_one_data_fusion_pair(compose_cfg, overrides, epochs):

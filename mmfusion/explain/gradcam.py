@@ -42,13 +42,33 @@ def branch_encoder(net: nn.Module, modality: str) -> nn.Module:
     return net.encoder
 
 
-def last_feature_layer(encoder: nn.Module) -> nn.Module:
-    """The deepest spatial stage: timm's last `feature_info` module, else the last convolution."""
+#: Grad-CAM needs a feature map at least this wide to localise anything: at 32 px a ResNet-18's
+#: last stage is 1 x 1 (one number per channel), so its map would be flat.
+MIN_CAM_GRID = 4
+
+
+def cam_layer(encoder: nn.Module, branch: nn.Module, example: Tensor) -> nn.Module:
+    """The deepest spatial stage of `encoder` whose map is at least MIN_CAM_GRID wide when
+    `branch` runs on `example`: timm's `feature_info` stages, else the convolutions."""
     info = getattr(encoder, "feature_info", None)
     if isinstance(info, list) and info and "module" in info[-1]:
-        return encoder.get_submodule(info[-1]["module"])
-    convs = [m for m in encoder.modules() if isinstance(m, nn.Conv2d)]
-    return convs[-1]
+        candidates = [encoder.get_submodule(stage["module"]) for stage in info]
+    else:
+        candidates = [m for m in encoder.modules() if isinstance(m, nn.Conv2d)]
+    sizes: dict[nn.Module, int] = {}
+
+    def record(module: nn.Module, _: object, out: Tensor) -> None:
+        sizes[module] = min(out.shape[-2:])
+
+    hooks = [m.register_forward_hook(record) for m in candidates]
+    try:
+        with torch.no_grad():
+            branch(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    wide = [m for m in candidates if sizes.get(m, 0) >= MIN_CAM_GRID]
+    return wide[-1] if wide else candidates[0]
 
 
 def branch_cams(
@@ -60,8 +80,9 @@ def branch_cams(
         inputs = {m: x.clone() for m, x in inputs.items()}  # normal tensors, not inference ones
         for modality in inputs:
             fixed = {m: x for m, x in inputs.items() if m != modality}
-            layer = last_feature_layer(branch_encoder(model.net, modality))
-            with GradCAM(BranchModel(model, modality, fixed), [layer]) as cam:
+            branch = BranchModel(model, modality, fixed)
+            layer = cam_layer(branch_encoder(model.net, modality), branch, inputs[modality])
+            with GradCAM(branch, [layer]) as cam:
                 cams[modality] = cam(
                     inputs[modality].requires_grad_(True),
                     [ClassifierOutputTarget(int(t)) for t in targets],
