@@ -72,3 +72,16 @@ def test_gradcam_points_at_the_synthetic_finding(tmp_path):
     assert len(scores) >= 4, f"too few correct findings to judge (test accuracy {accuracy:.2f})"
     assert np.mean([s.hit for s in scores]) >= 0.75, scores
     assert np.median([s.lift for s in scores]) >= 2.0, scores
+
+
+@pytest.mark.parametrize(("size", "stage"), [(32, "layer2"), (64, "layer3"), (128, "layer4")])
+def test_gradcam_uses_the_deepest_stage_at_least_4_wide(size, stage):
+    """At 32 px a ResNet-18's last stage is 1 x 1: a Grad-CAM map there would be flat."""
+    import timm
+    import torch
+
+    from mmfusion.explain.gradcam import cam_layer
+
+    encoder = timm.create_model("resnet18", pretrained=False, in_chans=1, num_classes=0).eval()
+    layer = cam_layer(encoder, encoder, torch.zeros(2, 1, size, size))
+    assert layer is encoder.get_submodule(stage)
