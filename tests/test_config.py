@@ -92,8 +92,8 @@ def test_unknown_option_is_one_clear_error(tmp_path):
     ("overrides", "epochs"),
     [
         ((), 25),  # conf/recipe/synthetic_early.yaml: the default run's budget
-        (("fusion=intermediate",), 15),  # no recipe: trainer/default.yaml
-        (("data=folder", "data.root=/x"), 15),
+        (("fusion=intermediate",), 14),  # no recipe: trainer/default.yaml
+        (("data=folder", "data.root=/x"), 14),
         (("trainer.max_epochs=3",), 3),  # the command line wins over a recipe
         (("experiment=fusion_comparison", "hydra.mode=RUN"), 10),  # and so does an experiment
     ],
