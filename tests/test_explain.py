@@ -29,11 +29,36 @@ def test_overlap_scores():
     assert overlap(elsewhere, region, tolerance_px=3).hit
 
 
-@pytest.mark.slow
-def test_gradcam_points_at_the_synthetic_finding(tmp_path):
-    """CT only, every non-healthy CT shows its finding; a small CNN trained for a few epochs.
+def test_contrast_target_cancels_evidence_that_every_class_shares():
+    import torch
 
-    Measured when written (seed 42): 8 of 8 correctly classified findings hit, mass lift 4-8x.
+    from mmfusion.explain.gradcam import ContrastTarget
+
+    logits = torch.tensor([[5.0, 7.0, 1.0]], requires_grad=True)
+    ContrastTarget(target=1, reference=0)(logits).sum().backward()
+    assert logits.grad.tolist() == [[-1.0, 1.0, 0.0]]  # a shift of all logits has no effect
+
+
+def test_a_prediction_of_the_reference_class_is_explained_plainly():
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from mmfusion.explain.gradcam import ContrastTarget, cam_targets
+
+    healthy, covid = cam_targets([0, 3], reference=0)
+    assert type(healthy) is ClassifierOutputTarget
+    assert (covid.target, covid.reference) == (3, 0)
+    assert all(type(t) is ClassifierOutputTarget for t in cam_targets([0, 3], reference=None))
+    assert isinstance(covid, ContrastTarget)
+
+
+@pytest.mark.slow
+def test_gradcam_puts_most_of_its_mass_on_the_synthetic_finding(tmp_path):
+    """CT only, every non-healthy CT shows its finding; a small CNN trained for a few epochs;
+    Grad-CAM of "predicted class rather than Healthy" (the synthetic data's healthy_class).
+
+    The region is the finding grown by half a cell of the Grad-CAM grid (4 px here: an 8 x 8 map
+    upsampled to 64 px cannot be sharper). Measured when written (seed 42, 26 correct findings):
+    median mass inside 0.64 (0.32 in the finding itself), 21 of 26 above one half, 25 hits.
     """
     spec = SyntheticSpec(
         per_class={"train": 60, "valid": 10, "test": 10},
@@ -53,13 +78,16 @@ def test_gradcam_points_at_the_synthetic_finding(tmp_path):
         "trainer.max_epochs=8",
         "logger=none",
         "callbacks.early_stopping=null",
-        "callbacks.explain.samples_per_class=6",
+        "callbacks.robustness=null",
+        "callbacks.explain.samples_per_class=10",
         "callbacks.explain.ablation=false",
     ]
     result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
     maps = np.load(run / "explain" / "gradcam_test.npz")
+    assert str(maps["contrast_class"]) == "Healthy"
+    half_cell = int(np.ceil(spec.image_size / int(maps["cam_grid_ct"]) / 2))
     files = pd.read_csv(run / "test_predictions.csv").file_ct
     scores = []
     for index, label, pred, cam in zip(
@@ -67,11 +95,11 @@ def test_gradcam_points_at_the_synthetic_finding(tmp_path):
     ):
         region = finding_region(spec, "test", Path(files[index]).stem, "ct")
         if region.any() and label == pred:
-            scores.append(overlap(cam, region, tolerance_px=3))
+            scores.append(overlap(cam, region, tolerance_px=half_cell))
     accuracy = json.loads((run / "metrics.json").read_text())["test/acc"]
-    assert len(scores) >= 4, f"too few correct findings to judge (test accuracy {accuracy:.2f})"
+    assert len(scores) >= 10, f"too few correct findings to judge (test accuracy {accuracy:.2f})"
+    assert np.median([s.mass for s in scores]) > 0.5, scores
     assert np.mean([s.hit for s in scores]) >= 0.75, scores
-    assert np.median([s.lift for s in scores]) >= 2.0, scores
 
 
 @pytest.mark.parametrize(("size", "stage"), [(32, "layer2"), (64, "layer3"), (128, "layer4")])
@@ -83,5 +111,6 @@ def test_gradcam_uses_the_deepest_stage_at_least_4_wide(size, stage):
     from mmfusion.explain.gradcam import cam_layer
 
     encoder = timm.create_model("resnet18", pretrained=False, in_chans=1, num_classes=0).eval()
-    layer = cam_layer(encoder, encoder, torch.zeros(2, 1, size, size))
+    layer, grid = cam_layer(encoder, encoder, torch.zeros(2, 1, size, size))
     assert layer is encoder.get_submodule(stage)
+    assert grid == 4

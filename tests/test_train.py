@@ -100,6 +100,21 @@ def test_bad_data_root_is_one_line_naming_the_path(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_healthy_class_missing_from_the_data_is_one_line_naming_the_option(tmp_path):
+    tree = make_tree(tmp_path / "tree", per_split={"train": 2, "valid": 1, "test": 1})
+    result = run_cli(
+        ["mmfusion", "data=folder", f"data.root={tree}", "data.healthy_class=Normal", *TINY],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("mmfusion: error: data.healthy_class='Normal' is not one of the classes")
+    )
+    assert "Traceback" not in result.stderr
+
+
 def test_corrupt_file_via_cli_names_the_file_and_skip_reports_the_count(tmp_path):
     tree = make_tree(tmp_path / "tree", per_split={"train": 2, "valid": 1, "test": 1})
     bad = tree / "train" / "CT" / "covid" / "covidtrain0.png"

@@ -74,6 +74,7 @@ class MultimodalDataModule(pl.LightningDataModule):
         allow_leakage: bool = False,
         folds: int | None = None,
         fold: int | None = None,
+        healthy_class: str | None = None,
     ) -> None:
         super().__init__()
         if on_bad_file not in BAD_FILE_POLICIES:
@@ -94,6 +95,8 @@ class MultimodalDataModule(pl.LightningDataModule):
         self.on_bad_file = on_bad_file
         self.ct_window = ct_window or CTWindow()
         self.allow_leakage = allow_leakage
+        # the class without a finding: explanations contrast the predicted class against it
+        self.healthy_class = healthy_class
         self.datasets: dict[str, MultimodalDataset] = {}
         self.skipped: dict[str, str] = {}
         self.class_names: list[str] = []
@@ -105,6 +108,11 @@ class MultimodalDataModule(pl.LightningDataModule):
         if self.datasets:
             return
         self.class_names = self.layout.classes(self.modalities)
+        if self.healthy_class is not None and self.healthy_class not in self.class_names:
+            raise ConfigError(
+                f"data.healthy_class={self.healthy_class!r} is not one of the classes "
+                f"{self.class_names} (set it to one of them, or null)"
+            )
         samples = {split: self.layout.samples(split, self.modalities) for split in SPLITS}
         refuse_leakage(samples, self.allow_leakage, self.cache_dir)  # before any decoding
         for split in SPLITS:

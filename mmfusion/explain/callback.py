@@ -10,6 +10,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from mmfusion.errors import ConfigError
 from mmfusion.evaluation.callback import loop_dataset
 from mmfusion.evaluation.summary import first_per_class
 from mmfusion.explain import ablation, gradcam
@@ -23,6 +24,8 @@ class Explanations(pl.Callback):
     the split (at most `max_samples`), and the per-sample modality weights of fusions that have
     them. Written to output_dir/explain and logged to MLflow under `explain/`.
 
+    Grad-CAM explains the predicted class against `contrast_class` (the data's healthy class by
+    default) when one is set: "why this disease rather than healthy".
     Switch parts off with `gradcam=false` / `ablation=false`, or all with `callbacks.explain=null`.
     """
 
@@ -34,6 +37,7 @@ class Explanations(pl.Callback):
         gradcam: bool = True,
         ablation: bool = True,
         max_samples: int | None = None,
+        contrast_class: str | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
         self.split = split
@@ -41,6 +45,15 @@ class Explanations(pl.Callback):
         self.gradcam = gradcam
         self.ablation = ablation
         self.max_samples = max_samples
+        self.contrast_class = contrast_class
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        class_names = list(pl_module.hparams.class_names)
+        if self.contrast_class is not None and self.contrast_class not in class_names:
+            raise ConfigError(
+                f"callbacks.explain.contrast_class={self.contrast_class!r} is not one of the "
+                f"model's classes {class_names} (set it to one of them, or null)"
+            )
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         start = time.perf_counter()
@@ -71,7 +84,10 @@ class Explanations(pl.Callback):
         device = next(model.parameters()).device
         with torch.no_grad():
             preds = model({m: x.to(device) for m, x in inputs.items()}).argmax(1).tolist()
-        cams = gradcam.branch_cams(model, {m: x.to(device) for m, x in inputs.items()}, preds)
+        reference = None if self.contrast_class is None else class_names.index(self.contrast_class)
+        cams, grids = gradcam.branch_cams(
+            model, {m: x.to(device) for m, x in inputs.items()}, preds, reference
+        )
         arrays = {m: x[:, 0].numpy() for m, x in inputs.items()}
         maps = folder / f"gradcam_{self.split}.npz"
         np.savez_compressed(
@@ -79,12 +95,21 @@ class Explanations(pl.Callback):
             sample_index=np.array(picked),
             label=np.array(labels),
             pred=np.array(preds),
+            contrast_class=np.array(self.contrast_class or ""),
             **{f"cam_{m}": c for m, c in cams.items()},
+            **{f"cam_grid_{m}": np.array(g) for m, g in grids.items()},
         )
         encoders = {id(gradcam.branch_encoder(model.net, m)) for m in inputs}
         shared = len(inputs) > 1 and len(encoders) == 1
         figure = gradcam.gradcam_figure(
-            arrays, cams, labels, preds, class_names, folder / f"gradcam_{self.split}.png", shared
+            arrays,
+            cams,
+            labels,
+            preds,
+            class_names,
+            folder / f"gradcam_{self.split}.png",
+            shared,
+            self.contrast_class,
         )
         return [figure, maps]
 

@@ -47,9 +47,10 @@ def branch_encoder(net: nn.Module, modality: str) -> nn.Module:
 MIN_CAM_GRID = 4
 
 
-def cam_layer(encoder: nn.Module, branch: nn.Module, example: Tensor) -> nn.Module:
+def cam_layer(encoder: nn.Module, branch: nn.Module, example: Tensor) -> tuple[nn.Module, int]:
     """The deepest spatial stage of `encoder` whose map is at least MIN_CAM_GRID wide when
-    `branch` runs on `example`: timm's `feature_info` stages, else the convolutions."""
+    `branch` runs on `example` (timm's `feature_info` stages, else the convolutions), and that
+    map's width: the Grad-CAM grid, which sets how sharp a map can be."""
     info = getattr(encoder, "feature_info", None)
     if isinstance(info, list) and info and "module" in info[-1]:
         candidates = [encoder.get_submodule(stage["module"]) for stage in info]
@@ -68,26 +69,57 @@ def cam_layer(encoder: nn.Module, branch: nn.Module, example: Tensor) -> nn.Modu
         for hook in hooks:
             hook.remove()
     wide = [m for m in candidates if sizes.get(m, 0) >= MIN_CAM_GRID]
-    return wide[-1] if wide else candidates[0]
+    layer = wide[-1] if wide else candidates[0]
+    return layer, sizes.get(layer, 0)
+
+
+class ContrastTarget:
+    """Evidence for class `target` over class `reference`: the difference of their logits.
+
+    Features that raise every logit alike (a chest's outline, the lungs) cancel, so the map shows
+    what tells this class from the reference, e.g. a disease from healthy.
+    """
+
+    def __init__(self, target: int, reference: int) -> None:
+        self.target = target
+        self.reference = reference
+
+    def __call__(self, output: Tensor) -> Tensor:
+        return output[..., self.target] - output[..., self.reference]
+
+
+def cam_targets(classes: Sequence[int], reference: int | None) -> list:
+    """Grad-CAM targets: each class contrasted with `reference`; the plain logit where there is
+    no reference or the class is the reference itself (nothing to contrast it with)."""
+    return [
+        ClassifierOutputTarget(int(c))
+        if reference is None or int(c) == reference
+        else ContrastTarget(int(c), reference)
+        for c in classes
+    ]
 
 
 def branch_cams(
-    model: nn.Module, inputs: dict[str, Tensor], targets: Sequence[int]
-) -> dict[str, np.ndarray]:
-    """{modality: (B, H, W) Grad-CAM maps in [0, 1]} for the given target classes."""
-    cams = {}
+    model: nn.Module,
+    inputs: dict[str, Tensor],
+    targets: Sequence[int],
+    reference: int | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """{modality: (B, H, W) Grad-CAM maps in [0, 1]} for the given target classes (contrasted
+    with class `reference` when given), and {modality: width of the feature grid behind them}."""
+    cams, grids = {}, {}
     with torch.inference_mode(False), torch.enable_grad():
         inputs = {m: x.clone() for m, x in inputs.items()}  # normal tensors, not inference ones
         for modality in inputs:
             fixed = {m: x for m, x in inputs.items() if m != modality}
             branch = BranchModel(model, modality, fixed)
-            layer = cam_layer(branch_encoder(model.net, modality), branch, inputs[modality])
+            encoder = branch_encoder(model.net, modality)
+            layer, grids[modality] = cam_layer(encoder, branch, inputs[modality])
             with GradCAM(branch, [layer]) as cam:
                 cams[modality] = cam(
-                    inputs[modality].requires_grad_(True),
-                    [ClassifierOutputTarget(int(t)) for t in targets],
+                    inputs[modality].requires_grad_(True), cam_targets(targets, reference)
                 )
-    return cams
+    return cams, grids
 
 
 def _rgb(array: np.ndarray) -> np.ndarray:
@@ -104,6 +136,7 @@ def gradcam_figure(
     class_names: Sequence[str],
     path: Path,
     shared_encoder: bool,
+    reference: str | None = None,
 ) -> Path:
     """Rows: samples; columns: modalities; each cell the input with its Grad-CAM overlaid."""
     modalities = list(inputs)
@@ -128,5 +161,6 @@ def gradcam_figure(
             fontsize=10,
         )
     note = " (early fusion: one shared map)" if shared_encoder else ""
-    fig.suptitle(f"Grad-CAM for the predicted class, per branch{note}", fontsize=12)
+    versus = f" vs {reference}" if reference else ""
+    fig.suptitle(f"Grad-CAM: predicted class{versus}, per branch{note}", fontsize=12)
     return save_figure(fig, path)
