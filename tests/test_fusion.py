@@ -30,16 +30,18 @@ def test_an_absent_modality_has_no_influence(compose_cfg, fusion):
     present = {m: torch.tensor([True, False, True, True]) for m in MODALITIES}
     present["cxr"] = torch.tensor([False, False, True, True])
     changed = {**inputs, "cxr": torch.rand(4, 1, 16, 16)}
+    all_present = {m: torch.ones(4, dtype=bool) for m in MODALITIES}
     with torch.no_grad():
-        out, out_changed, out_all = (
+        out, out_changed, out_all, out_all_present = (
             net(inputs, present),
             net(changed, present),
             net(changed),
+            net(changed, all_present),
         )
     # samples 0 and 1 lack cxr: its content does not matter; samples 2 and 3 have it: it does
     assert torch.allclose(out[:2], out_changed[:2], atol=1e-6)
     assert not torch.allclose(out[2:], out_changed[2:], atol=1e-6)
-    assert torch.allclose(out_all, net(changed, {m: torch.ones(4, dtype=bool) for m in MODALITIES}))
+    assert torch.allclose(out_all, out_all_present, atol=1e-6)
 
 
 def test_late_fusion_averages_the_present_modalities_probabilities():
@@ -159,3 +161,31 @@ def test_the_classifier_trains_on_the_fusions_extra_loss():
     cross_entropy = F.cross_entropy(model(inputs), labels)
     assert torch.allclose(loss, cross_entropy + net.extra_loss(labels), atol=1e-5)
     assert net.extra_loss(labels) > 0.1
+
+
+def test_gated_fusion_learns_a_faint_finding_in_its_only_modality():
+    """Its gate must not shut before the tokens carry signal: with LayerNorm'd tokens it did,
+    within 40 steps (gate 0.003-0.015, loss ln 2, 6 of 6 seeds), as on the synthetic CXR."""
+
+    def batch(size: int, generator: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        labels = torch.randint(0, 2, (size,), generator=generator)
+        images = 0.4 + 0.2 * torch.rand(size, 1, 16, 16, generator=generator)
+        images[labels == 1, :, 4:8, 4:8] += 0.05
+        return {"cxr": images}, labels
+
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(10)
+    net = GatedFusion(BackboneFactory("simple_cnn"), ["cxr"], 2)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=2e-3)
+    for _ in range(40):
+        inputs, labels = batch(32, generator)
+        loss = F.cross_entropy(net(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert net.modality_weights.mean() > 0.1
+    net.eval()
+    inputs, labels = batch(256, generator)
+    with torch.no_grad():
+        accuracy = (net(inputs).argmax(1) == labels).float().mean()
+    assert accuracy > 0.85

@@ -169,11 +169,14 @@ class MultimodalDataModule(pl.LightningDataModule):
         return stats
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[split]
+        # a training batch of one sample breaks batch norm (one value per channel): drop it
+        lone = shuffle and len(dataset) > self.batch_size and len(dataset) % self.batch_size == 1
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
-            drop_last=False,
+            drop_last=lone,
             collate_fn=collate_batch,
             **loader_options(self.num_workers),
         )

@@ -7,7 +7,7 @@ place. After `forward`, `modality_weights` (B, M) holds the weights each sample 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -18,15 +18,28 @@ from mmfusion.models.missing import like_any
 
 
 class ModalityTokens(nn.Module):
-    """One encoder per modality -> (B, M, dim) tokens; absent modalities -> a learned token."""
+    """One encoder per modality -> (B, M, dim) tokens; absent modalities -> a learned token.
 
-    def __init__(self, backbone: Encoder, modalities: Sequence[str], dim: int) -> None:
+    `norm` normalises each projected token: LayerNorm (per sample) by default. A fresh encoder's
+    pooled features barely differ between samples and LayerNorm keeps them so, which attention
+    fusion needs (its query learns to prefer the token that varies with the class) but which let
+    a sigmoid gate learn to shut before the tokens carried any signal; gated fusion therefore
+    batch-normalises.
+    """
+
+    def __init__(
+        self,
+        backbone: Encoder,
+        modalities: Sequence[str],
+        dim: int,
+        norm: Callable[[int], nn.Module] = nn.LayerNorm,
+    ) -> None:
         super().__init__()
         self.modalities = list(modalities)
         self.encoders = nn.ModuleDict({m: backbone(1) for m in self.modalities})
         self.projections = nn.ModuleDict(
             {
-                m: nn.Sequential(nn.Linear(e.out_features, dim), nn.LayerNorm(dim))
+                m: nn.Sequential(nn.Linear(e.out_features, dim), norm(dim))
                 for m, e in self.encoders.items()
             }
         )
@@ -103,7 +116,8 @@ class GatedFusion(nn.Module):
         self.modality_dropout = modality_dropout  # applied to batches by FusionClassifier
         self.modalities = list(modalities)
         count = len(self.modalities)
-        self.tokens = ModalityTokens(backbone, self.modalities, dim)
+        # LayerNorm'd tokens let the gate of a lone CXR shut within 10 steps (loss stuck at ln 4)
+        self.tokens = ModalityTokens(backbone, self.modalities, dim, norm=nn.BatchNorm1d)
         self.gate = nn.Linear(count * dim, count)
         self.head = nn.Sequential(
             nn.Dropout(dropout),
