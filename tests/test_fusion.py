@@ -167,7 +167,9 @@ def test_gated_fusion_learns_a_faint_finding_in_its_only_modality():
     """Its gate must not shut before the tokens carry signal: with LayerNorm'd tokens it did,
     within 40 steps (gate 0.003-0.015, loss ln 2, 6 of 6 seeds), as on the synthetic CXR."""
 
-    def batch(size: int, generator: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def batch(
+        size: int, generator: torch.Generator
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         labels = torch.randint(0, 2, (size,), generator=generator)
         images = 0.4 + 0.2 * torch.rand(size, 1, 16, 16, generator=generator)
         images[labels == 1, :, 4:8, 4:8] += 0.05

@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from conftest import make_tree, run_cli
@@ -157,3 +159,14 @@ def test_logged_mlflow_model_predicts_through_the_mlflow_cli(trained, tmp_path):
     predictor = Predictor(trained["best"])
     assert np.allclose(probs_of(got), predictor.predict(records), atol=1e-5)
     assert got["prediction"].iloc[0] == expected["pred_name"].iloc[0]
+    # the served model carries the weights only, not the optimizer state of the full checkpoint
+    import mlflow
+
+    model_dir = Path(
+        mlflow.artifacts.download_artifacts(
+            f"runs:/{run.info.run_id}/model", dst_path=str(tmp_path), tracking_uri=tracking
+        )
+    )
+    (served,) = model_dir.rglob("*.ckpt")
+    assert set(torch.load(served, weights_only=True)) == {"state_dict", "hyper_parameters"}
+    assert served.stat().st_size < trained["best"].stat().st_size

@@ -10,14 +10,17 @@ weights-only when the model loads.
 from __future__ import annotations
 
 import logging
+import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import pandas as pd
+import torch
 from lightning.pytorch.callbacks import Callback
 
+from mmfusion.checkpoint import read_checkpoint
 from mmfusion.tracking import mlflow_loggers
 
 log = logging.getLogger(__name__)
@@ -57,18 +60,27 @@ def model_signature(modalities: list[str], class_names: list[str]):
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
+def inference_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
+    """The checkpoint without optimizer / loop state: all a served model reads (an AdamW
+    checkpoint is three times its weights; the full one stays in the run's `checkpoints/`)."""
+    full = read_checkpoint(checkpoint)
+    slim = out_dir / checkpoint.name
+    torch.save({k: full[k] for k in ("state_dict", "hyper_parameters") if k in full}, slim)
+    return slim
+
+
 def log_pyfunc_model(run_id: str, checkpoint: Path, example: pd.DataFrame) -> str:
-    """Log the checkpoint as a pyfunc model named `model` in the run; return its URI."""
+    """Log the checkpoint's weights as a pyfunc model named `model` in the run; return its URI."""
     import mlflow
 
     from mmfusion.predict import Predictor
 
     predictor = Predictor(checkpoint)
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(MODEL_FILE),
-            artifacts={"checkpoint": str(checkpoint)},
+            artifacts={"checkpoint": str(inference_checkpoint(checkpoint, Path(tmp)))},
             code_paths=[str(PACKAGE_DIR)],
             signature=model_signature(predictor.modalities, predictor.class_names),
             input_example=example,
