@@ -162,11 +162,13 @@ def test_logged_mlflow_model_predicts_through_the_mlflow_cli(trained, tmp_path):
     # the served model carries the weights only, not the optimizer state of the full checkpoint
     import mlflow
 
-    model_dir = Path(
-        mlflow.artifacts.download_artifacts(
-            f"runs:/{run.info.run_id}/model", dst_path=str(tmp_path), tracking_uri=tracking
-        )
-    )
-    (served,) = model_dir.rglob("*.ckpt")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking)
+    try:
+        model_uri = mlflow.models.get_model_info(f"runs:/{run.info.run_id}/model").model_uri
+        model_dir = mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / "m"))
+    finally:
+        mlflow.set_tracking_uri(previous)
+    (served,) = Path(model_dir).rglob("*.ckpt")
     assert set(torch.load(served, weights_only=True)) == {"state_dict", "hyper_parameters"}
     assert served.stat().st_size < trained["best"].stat().st_size

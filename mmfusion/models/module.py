@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassAUROC,
@@ -80,6 +80,7 @@ class FusionClassifier(pl.LightningModule):
                 f"{split}_metrics",
                 classification_metrics(num_classes).clone(prefix=f"{split}/"),
             )
+            setattr(self, f"{split}_loss", MeanMetric())
         self.confusion = MulticlassConfusionMatrix(num_classes)
         self.test_probs: list[Tensor] = []
         self.test_labels: list[Tensor] = []
@@ -113,21 +114,32 @@ class FusionClassifier(pl.LightningModule):
         if split == "train" and isinstance(self.net, AuxiliaryLoss):
             loss = loss + self.net.extra_loss(labels)
         probs = logits.float().softmax(dim=1)
-        metrics = getattr(self, f"{split}_metrics")
-        metrics.update(probs, labels)
-        self.log(
-            f"{split}/loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=split != "test",
-            batch_size=len(labels),
-            sync_dist=True,
-        )
-        self.log_dict(
-            metrics, on_step=False, on_epoch=True, prog_bar=split == "val", batch_size=len(labels)
-        )
+        getattr(self, f"{split}_metrics").update(probs, labels)
+        getattr(self, f"{split}_loss").update(loss.detach(), len(labels))
         return loss, probs
+
+    def _log_metrics(self, split: str) -> None:
+        """The split's loss and metrics as metric objects, updated at each step and logged once
+        per epoch: Lightning computes them (syncing across processes in its own order on every
+        rank) and resets them.
+
+        Logged at every step instead, Lightning moved each one's state to the device at every
+        step, AUROC's list of the epoch's predictions included: ~3 ms per step, several percent
+        of a 32 px training step on a CPU (benchmarks/throughput.py, row a). Calling `compute()`
+        here instead would sync out of Lightning's order and deadlock DDP (rank 0's progress bar
+        syncs the epoch's values first).
+        """
+        self.log(f"{split}/loss", getattr(self, f"{split}_loss"), prog_bar=split != "test")
+        self.log_dict(getattr(self, f"{split}_metrics"), prog_bar=split == "val")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         return self._step(batch, "train")[0]
