@@ -136,7 +136,7 @@ def gradcam_figure(
     class_names: Sequence[str],
     path: Path,
     shared_encoder: bool,
-    reference: str | None = None,
+    contrast_class: str | None = None,
 ) -> Path:
     """Rows: samples; columns: modalities; each cell the input with its Grad-CAM overlaid."""
     modalities = list(inputs)
@@ -161,6 +161,6 @@ def gradcam_figure(
             fontsize=10,
         )
     note = " (early fusion: one shared map)" if shared_encoder else ""
-    versus = f" vs {reference}" if reference else ""
+    versus = f" vs {contrast_class}" if contrast_class else ""
     fig.suptitle(f"Grad-CAM: predicted class{versus}, per branch{note}", fontsize=12)
     return save_figure(fig, path)

@@ -75,12 +75,13 @@ def log_pyfunc_model(run_id: str, checkpoint: Path, example: pd.DataFrame) -> st
 
     from mmfusion.predict import Predictor
 
-    predictor = Predictor(checkpoint)
-    with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
+        served = inference_checkpoint(checkpoint, Path(tmp))
+        predictor = Predictor(served)  # reads the small file, as the served model will
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(MODEL_FILE),
-            artifacts={"checkpoint": str(inference_checkpoint(checkpoint, Path(tmp)))},
+            artifacts={"checkpoint": str(served)},
             code_paths=[str(PACKAGE_DIR)],
             signature=model_signature(predictor.modalities, predictor.class_names),
             input_example=example,
