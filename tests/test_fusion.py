@@ -98,6 +98,12 @@ def test_only_late_fusion_adds_a_loss_and_weighting_fusions_expose_weights():
     assert ((gated.modality_weights > 0) & (gated.modality_weights < 1)).all()
 
 
+def test_attention_fusion_without_a_transformer_pools_the_tokens_directly():
+    net = AttentionFusion(BackboneFactory("simple_cnn"), MODALITIES, 3, layers=0).eval()
+    assert isinstance(net.mixer, nn.Identity)
+    assert net(tiny_inputs()).shape == (4, 3)
+
+
 class TinyEncoder(nn.Module):
     """A one-convolution encoder, so the attention test trains in seconds."""
 
@@ -163,9 +169,12 @@ def test_the_classifier_trains_on_the_fusions_extra_loss():
     assert net.extra_loss(labels) > 0.1
 
 
-def test_gated_fusion_learns_a_faint_finding_in_its_only_modality():
-    """Its gate must not shut before the tokens carry signal: with LayerNorm'd tokens it did,
-    within 40 steps (gate 0.003-0.015, loss ln 2, 6 of 6 seeds), as on the synthetic CXR."""
+@pytest.mark.parametrize("fusion", [AttentionFusion, GatedFusion])
+def test_weighted_fusion_learns_a_faint_finding_in_its_only_modality(fusion):
+    """Over a lone modality, the tokens must carry the finding from the start. With LayerNorm'd
+    tokens they did not: the gate shut within 40 steps (gate 0.003-0.015, 6 of 6 seeds) and
+    attention stayed at chance (0.54 after 120 steps, 3 of 3 seeds), as on the synthetic CXR.
+    Batch-normalised tokens, when written: 0.75-0.97 (attention), 0.80-0.97 (gated), 6 seeds."""
 
     def batch(
         size: int, generator: torch.Generator
@@ -177,9 +186,9 @@ def test_gated_fusion_learns_a_faint_finding_in_its_only_modality():
 
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(10)
-    net = GatedFusion(BackboneFactory("simple_cnn"), ["cxr"], 2)
+    net = fusion(BackboneFactory("simple_cnn"), ["cxr"], 2)
     optimizer = torch.optim.AdamW(net.parameters(), lr=2e-3)
-    for _ in range(40):
+    for _ in range(120):
         inputs, labels = batch(32, generator)
         loss = F.cross_entropy(net(inputs), labels)
         optimizer.zero_grad()
@@ -190,4 +199,4 @@ def test_gated_fusion_learns_a_faint_finding_in_its_only_modality():
     inputs, labels = batch(256, generator)
     with torch.no_grad():
         accuracy = (net(inputs).argmax(1) == labels).float().mean()
-    assert accuracy > 0.85
+    assert accuracy > 0.7
