@@ -45,5 +45,11 @@ def load_classifier(path: str | Path) -> FusionClassifier:
         run_config=hparams["run_config"],
         modality_dropout=hparams.get("modality_dropout", 0.0),
     )
-    model.load_state_dict(checkpoint["state_dict"])
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as err:  # torch lists every mismatched key over many lines
+        raise ConfigError(
+            f"{path} does not fit {cfg.fusion._target_} of this mmfusion version (written by "
+            f"another one?): {str(err).splitlines()[1].strip()[:300]}"
+        ) from None
     return model.eval()

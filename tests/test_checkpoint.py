@@ -54,3 +54,8 @@ def test_trained_checkpoint_reloads_to_the_same_predictions(tmp_path):
     assert model.hparams.class_names == ["Healthy", "covid"]
     state = torch.load(ckpt, weights_only=True)["state_dict"]
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+    state["net.unknown.weight"] = torch.zeros(1)  # e.g. a fusion whose layers have changed since
+    torch.save({**torch.load(ckpt, weights_only=True), "state_dict": state}, tmp_path / "old.ckpt")
+    with pytest.raises(ConfigError, match=r"old.ckpt does not fit .*IntermediateFusion .*unknown"):
+        load_classifier(tmp_path / "old.ckpt")
