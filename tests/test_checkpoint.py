@@ -10,6 +10,7 @@ import torch
 from conftest import make_tree, run_cli
 from mmfusion.checkpoint import load_classifier, read_checkpoint
 from mmfusion.errors import ConfigError
+from mmfusion.explain.localisation import localise
 
 
 class Payload:
@@ -59,3 +60,5 @@ def test_trained_checkpoint_reloads_to_the_same_predictions(tmp_path):
     torch.save({**torch.load(ckpt, weights_only=True), "state_dict": state}, tmp_path / "old.ckpt")
     with pytest.raises(ConfigError, match=r"old.ckpt does not fit .*IntermediateFusion .*unknown"):
         load_classifier(tmp_path / "old.ckpt")
+    with pytest.raises(ConfigError, match="not trained on data=synthetic"):
+        localise(ckpt)  # no finding regions to score Grad-CAM against

@@ -6,12 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from conftest import run_cli
-from mmfusion.data.synthetic import SyntheticSpec, finding_region
-from mmfusion.explain.localisation import overlap
+from mmfusion.explain.localisation import localise, overlap
 
 
 def test_overlap_scores():
@@ -51,17 +49,12 @@ def test_a_prediction_of_the_reference_class_is_explained_plainly():
     assert isinstance(covid, ContrastTarget)
 
 
-def train_and_score(tmp_path: Path, modality: str, train: int, epochs: int) -> tuple[list, float]:
-    """Train `modality` alone (every non-healthy image shows its finding; small CNN, 64 px) and
-    score the Grad-CAM of "predicted class rather than Healthy" of every correctly classified
-    test patient against its finding, grown by half a cell of the Grad-CAM grid (4 px here: an
-    8 x 8 map upsampled to 64 px cannot be sharper)."""
+def train_and_localise(tmp_path: Path, modality: str, train: int, epochs: int):
+    """Train `modality` alone (every non-healthy image shows its finding; small CNN, 64 px);
+    then `mmfusion.explain.localisation` scores the Grad-CAM of "predicted class rather than
+    Healthy" of every correctly classified test patient against its finding, grown by half a
+    cell of the Grad-CAM grid (4 px here: an 8 x 8 map upsampled to 64 px cannot be sharper)."""
     finding_prob = {"ct": 0.6, "cxr": 0.6, "cough": 0.6, modality: 1.0}
-    spec = SyntheticSpec(
-        per_class={"train": train, "valid": 10, "test": 10},
-        image_size=64,
-        finding_prob=finding_prob,
-    )
     probs = ",".join(f"{m}:{p}" for m, p in finding_prob.items())
     args = [
         "mmfusion",
@@ -77,35 +70,29 @@ def train_and_score(tmp_path: Path, modality: str, train: int, epochs: int) -> t
         "logger=none",
         "callbacks.early_stopping=null",
         "callbacks.robustness=null",
-        "callbacks.explain.samples_per_class=10",
         "callbacks.explain.ablation=false",
     ]
     result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
-    maps = np.load(run / "explain" / "gradcam_test.npz")
-    assert str(maps["contrast_class"]) == "Healthy"
-    half_cell = int(np.ceil(spec.image_size / int(maps[f"cam_grid_{modality}"]) / 2))
-    files = pd.read_csv(run / "test_predictions.csv")[f"file_{modality}"]
-    scores = []
-    for index, label, pred, cam in zip(
-        maps["sample_index"], maps["label"], maps["pred"], maps[f"cam_{modality}"], strict=True
-    ):
-        region = finding_region(spec, "test", Path(files[index]).stem, modality)
-        if region.any() and label == pred:
-            scores.append(overlap(cam, region, tolerance_px=half_cell))
+    assert str(np.load(run / "explain" / "gradcam_test.npz")["contrast_class"]) == "Healthy"
+    (ckpt,) = (run / "checkpoints").glob("epoch*.ckpt")
+    (scores,) = localise(ckpt)
+    assert (scores.modality, scores.grid, scores.half_cell) == (modality, 8, 4)
     accuracy = json.loads((run / "metrics.json").read_text())["test/acc"]
-    assert len(scores) >= 10, f"too few correct findings to judge (test accuracy {accuracy:.2f})"
-    return scores, accuracy
+    assert len(scores.grown) >= 10, f"too few correct findings to judge (test acc {accuracy:.2f})"
+    return ckpt, scores.grown
 
 
 @pytest.mark.slow
 def test_gradcam_puts_most_of_its_mass_on_the_synthetic_ct_finding(tmp_path):
     """Measured when written (seed 42, 26 correct findings): median mass inside 0.64 (0.32 in
     the finding itself), 21 of 26 above one half, 25 hits."""
-    scores, _ = train_and_score(tmp_path, "ct", train=60, epochs=8)
+    ckpt, scores = train_and_localise(tmp_path, "ct", train=60, epochs=8)
     assert np.median([s.mass for s in scores]) > 0.5, scores
     assert np.mean([s.hit for s in scores]) >= 0.75, scores
+    (alone,) = localise(ckpt, alone=True)  # findings that no other modality shows
+    assert 0 < len(alone.grown) < len(scores)
 
 
 @pytest.mark.slow
@@ -114,7 +101,7 @@ def test_gradcam_points_at_the_synthetic_cxr_finding(tmp_path):
     NOT inside (README "How well they localise"), so only the maximum and the lift over a flat
     map are required. Measured when written (test acc 0.95, 28 correct findings): 24 hits,
     median lift 2.2, median mass 0.31, no map above one half."""
-    scores, _ = train_and_score(tmp_path, "cxr", train=100, epochs=15)
+    _, scores = train_and_localise(tmp_path, "cxr", train=100, epochs=15)
     assert np.mean([s.hit for s in scores]) >= 0.75, scores
     assert np.median([s.lift for s in scores]) >= 1.5, scores
 

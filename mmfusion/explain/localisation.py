@@ -1,11 +1,25 @@
-"""How well a saliency map points at a known region (e.g. where the generator drew a finding)."""
+"""How well a saliency map points at a known region (e.g. where the generator drew a finding).
+
+`python -m mmfusion.explain.localisation CKPT [--split test] [--alone]` scores the Grad-CAM maps
+of a model trained on the synthetic data (which knows where it drew each finding) for every
+correctly classified patient whose image shows one, as the callback computes them.
+"""
 
 from __future__ import annotations
 
+import argparse
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+
+from mmfusion.errors import ConfigError, MmfusionError
+
+#: the loop's split name -> the generator's split folder
+GENERATOR_SPLITS = {"train": "train", "val": "valid", "test": "test"}
 
 
 @dataclass(frozen=True)
@@ -30,3 +44,134 @@ def overlap(cam: np.ndarray, region: np.ndarray, tolerance_px: int = 0) -> Overl
     mass = float(cam[region].sum()) / total if total > 0 else 0.0
     area = float(region.mean())
     return Overlap(mass, mass / area if area > 0 else 0.0, bool(region.flat[int(cam.argmax())]))
+
+
+def downsample_region(region: np.ndarray, size: int) -> np.ndarray:
+    """A generated image's region at the model's input size: a pixel is inside when at least
+    half of the block it replaces is."""
+    factor = region.shape[0] // size
+    if factor * size != region.shape[0]:
+        raise ConfigError(f"cannot map a {region.shape[0]} px finding region onto {size} px inputs")
+    return region.reshape(size, factor, size, factor).mean((1, 3)) >= 0.5
+
+
+@dataclass(frozen=True)
+class Localisation:
+    """One modality's scores, each against the finding grown by `half_cell` px, and exactly."""
+
+    modality: str
+    grid: int
+    half_cell: int
+    grown: list[Overlap]
+    exact: list[Overlap]
+
+    def row(self) -> str:
+        n = len(self.grown)
+        mass = np.median([s.mass for s in self.grown])
+        exact = np.median([s.mass for s in self.exact])
+        above = sum(s.mass > 0.5 for s in self.grown)
+        hits = sum(s.hit for s in self.grown)
+        lift = np.median([s.lift for s in self.grown])
+        cells = [self.modality, f"{self.grid} x {self.grid} / {self.half_cell} px", f"{mass:.2f}"]
+        cells += [f"{exact:.2f}", f"{above}/{n}", f"{hits}/{n}", f"{lift:.1f}"]
+        return "| " + " | ".join(cells) + " |"
+
+
+HEADER = (
+    "| modality | grid / half cell | mass in finding + half cell (median) | in the finding itself "
+    "| maps > 0.5 | max inside (+ half cell) | lift (median) |\n|" + " --- |" * 7
+)
+
+
+def localise(
+    ckpt: str | Path, split: str = "test", alone: bool = False, batch_size: int = 32
+) -> list[Localisation]:
+    """Grad-CAM (against the run's `data.healthy_class`, as the explain callback) of every
+    correctly classified `split` patient whose CT / CXR shows its finding, scored per modality;
+    `alone`: only patients whose finding no other modality shows."""
+    import pandas as pd
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from mmfusion.checkpoint import load_classifier
+    from mmfusion.data.synthetic import finding_region
+    from mmfusion.explain.gradcam import branch_cams
+
+    if split not in GENERATOR_SPLITS:
+        raise ConfigError(f"--split {split!r}: use one of {list(GENERATOR_SPLITS)}")
+    model = load_classifier(ckpt)
+    cfg = OmegaConf.create(model.hparams.run_config)
+    datamodule = instantiate(cfg.data)
+    spec = getattr(datamodule.layout, "spec", None)
+    if spec is None:
+        raise ConfigError(f"{ckpt} was not trained on data=synthetic: no known finding regions")
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    dataset = datamodule.datasets[split]
+    healthy = OmegaConf.select(cfg, "data.healthy_class")
+    reference = model.hparams.class_names.index(healthy) if healthy else None
+    inputs, labels = dataset.__getitems__(list(range(len(dataset))))
+    with torch.no_grad():
+        preds = torch.cat([model(batch).argmax(1) for batch in _chunks(inputs, batch_size)])
+    shown = pd.read_csv(datamodule.layout.root / "findings.csv", dtype={"stem": str})
+    shown = shown[shown.split == GENERATOR_SPLITS[split]].set_index("stem")  # per modality
+    results = []
+    for modality in [m for m in ("ct", "cxr") if m in inputs]:
+        size = inputs[modality].shape[-1]
+        others = [f"{m}_shown" for m in ("ct", "cxr", "cough") if m != modality]
+        picked, regions = [], []
+        for i, sample in enumerate(dataset.samples):
+            stem = sample.files[modality].stem
+            if preds[i] != labels[i] or not shown.loc[stem, f"{modality}_shown"]:
+                continue
+            if alone and shown.loc[stem, others].any():
+                continue
+            region = finding_region(spec, GENERATOR_SPLITS[split], stem, modality)
+            region = downsample_region(region, size) if region.shape[0] != size else region
+            if region.any():  # a finding smaller than half a pixel of the input is not scored
+                picked.append(i)
+                regions.append(region)
+        maps, grid = [], 0
+        for start in range(0, len(picked), batch_size):
+            rows = picked[start : start + batch_size]
+            cams, grids = branch_cams(
+                model, {m: x[rows] for m, x in inputs.items()}, preds[rows].tolist(), reference
+            )
+            maps += list(cams[modality])
+            grid = grids[modality]
+        if picked:
+            half = math.ceil(size / grid / 2)
+            grown = [overlap(c, r, tolerance_px=half) for c, r in zip(maps, regions, strict=True)]
+            exact = [overlap(c, r) for c, r in zip(maps, regions, strict=True)]
+            results.append(Localisation(modality, grid, half, grown, exact))
+    return results
+
+
+def _chunks(inputs: dict, size: int):
+    count = len(next(iter(inputs.values())))
+    for start in range(0, count, size):
+        yield {m: x[start : start + size] for m, x in inputs.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m mmfusion.explain.localisation", description=__doc__.split("\n\n")[1]
+    )
+    parser.add_argument("ckpt", help="a checkpoint of a run on data=synthetic")
+    parser.add_argument("--split", default="test", choices=list(GENERATOR_SPLITS))
+    parser.add_argument(
+        "--alone", action="store_true", help="only patients whose finding no other modality shows"
+    )
+    args = parser.parse_args(argv)
+    try:
+        results = localise(args.ckpt, args.split, args.alone)
+    except MmfusionError as err:
+        raise SystemExit(f"mmfusion.explain.localisation: error: {err}") from None
+    print(HEADER)
+    for result in results:
+        print(result.row())
+
+
+if __name__ == "__main__":
+    main()
