@@ -48,7 +48,7 @@ def load_classifier(path: str | Path) -> FusionClassifier:
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as err:  # torch lists every mismatched key over many lines
-        first = str(err).splitlines()[1].strip()
+        first = (str(err).splitlines()[1:] or [str(err)])[0].strip()  # the first mismatch
         raise ConfigError(
             f"{path} does not fit {cfg.fusion._target_} of this mmfusion version (written by "
             f"another one?): {first if len(first) <= 300 else first[:300] + ' ...'}"

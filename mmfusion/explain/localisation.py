@@ -47,8 +47,8 @@ def overlap(cam: np.ndarray, region: np.ndarray, tolerance_px: int = 0) -> Overl
 
 
 def downsample_region(region: np.ndarray, size: int) -> np.ndarray:
-    """A generated image's region at the model's input size: a pixel is inside when at least
-    half of the block it replaces is."""
+    """A generated image's region at the model's input size (a divisor of its own): a pixel is
+    inside when at least half of the block it replaces is."""
     factor = region.shape[0] // size
     if factor * size != region.shape[0]:
         raise ConfigError(f"cannot map a {region.shape[0]} px finding region onto {size} px inputs")
@@ -95,6 +95,7 @@ def localise(
     from omegaconf import OmegaConf
 
     from mmfusion.checkpoint import load_classifier
+    from mmfusion.data.loading import batch_loader
     from mmfusion.data.synthetic import finding_region
     from mmfusion.explain.gradcam import branch_cams
 
@@ -111,33 +112,31 @@ def localise(
     dataset = datamodule.datasets[split]
     healthy = OmegaConf.select(cfg, "data.healthy_class")
     reference = model.hparams.class_names.index(healthy) if healthy else None
-    inputs, labels = dataset.__getitems__(list(range(len(dataset))))
     with torch.no_grad():
-        preds = torch.cat([model(batch).argmax(1) for batch in _chunks(inputs, batch_size)])
+        preds = torch.cat([model(x).argmax(1) for x, _ in batch_loader(dataset, batch_size)])
+    size = datamodule.image_size
     shown = pd.read_csv(datamodule.layout.root / "findings.csv", dtype={"stem": str})
     shown = shown[shown.split == GENERATOR_SPLITS[split]].set_index("stem")  # per modality
     results = []
-    for modality in [m for m in ("ct", "cxr") if m in inputs]:
-        size = inputs[modality].shape[-1]
+    for modality in [m for m in ("ct", "cxr") if m in datamodule.modalities]:
         others = [f"{m}_shown" for m in ("ct", "cxr", "cough") if m != modality]
         picked, regions = [], []
         for i, sample in enumerate(dataset.samples):
             stem = sample.files[modality].stem
-            if preds[i] != labels[i] or not shown.loc[stem, f"{modality}_shown"]:
+            if preds[i] != dataset.labels[i] or not shown.loc[stem, f"{modality}_shown"]:
                 continue
             if alone and shown.loc[stem, others].any():
                 continue
             region = finding_region(spec, GENERATOR_SPLITS[split], stem, modality)
-            region = downsample_region(region, size) if region.shape[0] != size else region
+            region = downsample_region(region, size)
             if region.any():  # a finding smaller than half a pixel of the input is not scored
                 picked.append(i)
                 regions.append(region)
         maps, grid = [], 0
         for start in range(0, len(picked), batch_size):
             rows = picked[start : start + batch_size]
-            cams, grids = branch_cams(
-                model, {m: x[rows] for m, x in inputs.items()}, preds[rows].tolist(), reference
-            )
+            inputs, _ = dataset.__getitems__(rows)
+            cams, grids = branch_cams(model, inputs, preds[rows].tolist(), reference)
             maps += list(cams[modality])
             grid = grids[modality]
         if picked:
@@ -146,12 +145,6 @@ def localise(
             exact = [overlap(c, r) for c, r in zip(maps, regions, strict=True)]
             results.append(Localisation(modality, grid, half, grown, exact))
     return results
-
-
-def _chunks(inputs: dict, size: int):
-    count = len(next(iter(inputs.values())))
-    for start in range(0, count, size):
-        yield {m: x[start : start + size] for m, x in inputs.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

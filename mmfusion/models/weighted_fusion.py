@@ -26,12 +26,7 @@ class ModalityTokens(nn.Module):
     steps, and attention fusion stayed at chance on a faint finding for 120 steps.
     """
 
-    def __init__(
-        self,
-        backbone: Encoder,
-        modalities: Sequence[str],
-        dim: int,
-    ) -> None:
+    def __init__(self, backbone: Encoder, modalities: Sequence[str], dim: int) -> None:
         super().__init__()
         self.modalities = list(modalities)
         self.encoders = nn.ModuleDict({m: backbone(1) for m in self.modalities})
