@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from mmfusion.data.cache import decoded_split  # noqa: E402
 from mmfusion.data.loading import available_cpus  # noqa: E402
-from mmfusion.models.module import FusionClassifier  # noqa: E402
+from mmfusion.models.classifier import FusionClassifier  # noqa: E402
 
 ROWS: list[tuple[str, str, str, str]] = []  # (measure, value, target, verdict)
 

@@ -1,5 +1,5 @@
 """`python -m mmfusion [group=option ...]`: see `python -m mmfusion --help`."""
 
-from mmfusion.train import main
+from mmfusion.cli.train import main
 
 main()

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, open_dict
 from PIL import Image
 
 import mmfusion
-import mmfusion.resume  # noqa: F401  (registers the run-dir resolver that hydra.run.dir uses)
+import mmfusion.training.resume  # noqa: F401  (registers the run-dir resolver that hydra.run.dir uses)
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
@@ -89,9 +89,11 @@ def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     GlobalHydra.instance().clear()
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], cwd: Path, timeout: float = 600, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """`python -m mmfusion ...` in a fresh process, as a user types it."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", **(extra_env or {})}
     return subprocess.run(
         [sys.executable, "-m", *args],
         cwd=cwd,

@@ -18,7 +18,7 @@ from test_dicom import phantom, write_dicom
 
 from conftest import FIXTURES, REPO, make_tree, run_cli
 from mmfusion.data.datamodule import MultimodalDataModule
-from mmfusion.data.layout import SplitFolderLayout
+from mmfusion.data.layouts.folders import SplitFolderLayout
 from mmfusion.errors import DataError
 
 PATIENT = ("train", "covid", "covidtrain1")

@@ -14,10 +14,10 @@ import soundfile as sf
 from PIL import Image
 
 from conftest import REAL_SAMPLE, make_tree, run_cli
-from mmfusion.data.audit import CheckOptions, audit
+from mmfusion.data.checker.audit import CheckOptions, audit
 from mmfusion.data.datamodule import MultimodalDataModule
-from mmfusion.data.layout import SplitFolderLayout
-from mmfusion.data.public import CxrCtCoughLayout
+from mmfusion.data.layouts.folders import SplitFolderLayout
+from mmfusion.data.layouts.public import CxrCtCoughLayout
 from mmfusion.errors import DataError
 
 ALL = ["ct", "cxr", "cough"]
@@ -52,7 +52,9 @@ def finding(report: dict, kind: str) -> dict:
 def test_cli_json_reports_a_cross_split_duplicate_and_a_sample_rate_confound(tmp_path):
     root = confounded_tree(tmp_path / "tree")
     source, copy = plant_duplicate(root)
-    result = run_cli(["mmfusion.check", "data=folder", f"data.root={root}", "--json"], cwd=tmp_path)
+    result = run_cli(
+        ["mmfusion.check", "data=folder", f"data.root={root}", "check.json=true"], cwd=tmp_path
+    )
     assert result.returncode == 1, result.stderr[-2000:]
     report = json.loads(result.stdout)  # stdout holds the JSON only; logs go to stderr
     assert kinds(report, "error") == {"duplicate_exact"}
@@ -69,7 +71,7 @@ def test_cli_json_reports_a_cross_split_duplicate_and_a_sample_rate_confound(tmp
 def test_human_output_warns_loudly_and_a_clean_tree_passes(tmp_path, capsys):
     from rich.console import Console
 
-    from mmfusion.check import print_report
+    from mmfusion.cli.check import print_report
 
     root = confounded_tree(tmp_path / "tree")
     report = audit(SplitFolderLayout(root), ALL, None, CheckOptions())

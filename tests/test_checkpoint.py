@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from conftest import make_tree, run_cli
-from mmfusion.checkpoint import load_classifier, read_checkpoint
 from mmfusion.errors import ConfigError
 from mmfusion.explain.localisation import localise
+from mmfusion.models.checkpoint import load_classifier, read_checkpoint
 
 
 class Payload:
@@ -28,7 +28,7 @@ def test_a_checkpoint_with_pickled_code_is_refused(tmp_path, capsys):
 
 
 def test_missing_checkpoint_names_the_option(tmp_path):
-    with pytest.raises(ConfigError, match="ckpt_path=.*nope.ckpt does not exist"):
+    with pytest.raises(ConfigError, match="checkpoint .*nope.ckpt does not exist"):
         read_checkpoint(tmp_path / "nope.ckpt")
 
 
@@ -58,7 +58,10 @@ def test_trained_checkpoint_reloads_to_the_same_predictions(tmp_path):
 
     state["net.unknown.weight"] = torch.zeros(1)  # e.g. a fusion whose layers have changed since
     torch.save({**torch.load(ckpt, weights_only=True), "state_dict": state}, tmp_path / "old.ckpt")
-    with pytest.raises(ConfigError, match=r"old.ckpt does not fit .*IntermediateFusion .*unknown"):
+    with pytest.raises(
+        ConfigError,
+        match=r"old.ckpt \(written by mmfusion .*\) does not fit .*FeatureFusionNet .*unknown",
+    ):
         load_classifier(tmp_path / "old.ckpt")
     with pytest.raises(ConfigError, match="not trained on data=synthetic"):
         localise(ckpt)  # no finding regions to score Grad-CAM against

@@ -17,7 +17,7 @@ from torchmetrics.functional.classification import (
 )
 
 from conftest import make_tree, run_cli
-from mmfusion.stats import (
+from mmfusion.evaluation.statistics import (
     bootstrap_ci,
     combine_replicate_pvalues,
     holm_adjust,
@@ -133,13 +133,10 @@ def test_multirun_report_equals_the_mlflow_runs(tmp_path):
     cli = run_cli(
         [
             "mmfusion.compare",
-            "--multirun-dir",
-            sweep_dir,
-            "--out",
-            str(tmp_path / "again"),
-            "--no-log",
-            "--n-resamples",
-            "500",
+            f"multirun_dir={sweep_dir}",
+            f"out={tmp_path / 'again'}",
+            "log=false",
+            "n_resamples=500",
         ],
         cwd=tmp_path,
         timeout=300,

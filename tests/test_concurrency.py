@@ -15,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import make_tree, run_cli
-from mmfusion.runs import PARENT_TAG, SWEEP_TAG
+from mmfusion.tracking.runs import PARENT_TAG, SWEEP_TAG
 
 EPOCHS = 2
 SWEEP = [

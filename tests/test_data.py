@@ -14,8 +14,8 @@ from PIL import Image
 from conftest import FIXTURES, REAL_SAMPLE, make_tree
 from mmfusion.data import cache as cache_module
 from mmfusion.data.datamodule import MultimodalDataModule
-from mmfusion.data.decode import MFCC, LogMel, read_audio, read_file, read_image
-from mmfusion.data.layout import SplitFolderLayout
+from mmfusion.data.decoding.files import MFCC, LogMel, read_audio, read_file, read_image
+from mmfusion.data.layouts.folders import SplitFolderLayout
 from mmfusion.errors import ConfigError, DataError
 
 

@@ -12,8 +12,8 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from conftest import make_tree
 from mmfusion.data.datamodule import MultimodalDataModule
-from mmfusion.data.decode import CTWindow, read_image
-from mmfusion.data.layout import SplitFolderLayout
+from mmfusion.data.decoding.files import CTWindow, read_image
+from mmfusion.data.layouts.folders import SplitFolderLayout
 from mmfusion.errors import DataError
 
 AIR, LUNG, BONE = -1000.0, -600.0, 400.0

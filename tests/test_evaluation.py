@@ -129,5 +129,5 @@ def test_evaluate_names_a_missing_checkpoint(tmp_path):
     result = run_cli(["mmfusion.evaluate", f"ckpt_path={tmp_path}/nope.ckpt"], cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"mmfusion: error: ckpt_path={tmp_path}/nope.ckpt does not exist"
+        f"mmfusion.evaluate: error: checkpoint {tmp_path}/nope.ckpt does not exist"
     )

@@ -109,12 +109,12 @@ def test_gradcam_points_at_the_synthetic_cxr_finding(tmp_path):
 @pytest.mark.parametrize(("size", "stage"), [(32, "layer2"), (64, "layer3"), (128, "layer4")])
 def test_gradcam_uses_the_deepest_stage_at_least_4_wide(size, stage):
     """At 32 px a ResNet-18's last stage is 1 x 1: a Grad-CAM map there would be flat."""
-    import timm
     import torch
 
     from mmfusion.explain.gradcam import cam_layer
+    from mmfusion.models.encoders.timm_encoder import TimmEncoder
 
-    encoder = timm.create_model("resnet18", pretrained=False, in_chans=1, num_classes=0).eval()
+    encoder = TimmEncoder("resnet18").eval()
     layer, grid = cam_layer(encoder, encoder, torch.zeros(2, 1, size, size))
-    assert layer is encoder.get_submodule(stage)
+    assert layer is encoder.body.get_submodule(stage)
     assert grid == 4

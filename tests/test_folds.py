@@ -8,8 +8,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import make_tree, run_cli
-from mmfusion.data.folds import KFoldLayout, patient_of
-from mmfusion.data.layout import SplitFolderLayout
+from mmfusion.data.layouts.folders import SplitFolderLayout
+from mmfusion.data.layouts.folds import KFoldLayout, patient_of
 from mmfusion.errors import ConfigError
 
 MODALITIES = ["ct", "cxr"]

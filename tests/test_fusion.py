@@ -1,6 +1,9 @@
-"""The fusion strategies' contracts: missing modalities, modality weights, auxiliary losses."""
+"""The fusions' contracts: missing modalities, modality weights, auxiliary losses; and a model
+is encoders + fusion + head, so a new fusion is one module and one `_target_`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,13 +11,44 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 
-from mmfusion.models.backbones import BackboneFactory
 from mmfusion.models.contracts import AuxiliaryLoss, ModalityWeighting
-from mmfusion.models.late_fusion import LateFusion
-from mmfusion.models.weighted_fusion import AttentionFusion, GatedFusion
+from mmfusion.models.encoders.base import Encoder
+from mmfusion.models.fusion.attention import AttentionFusion
+from mmfusion.models.fusion.gated import GatedFusion
+from mmfusion.models.fusion.late import ProbabilityMean
+from mmfusion.models.heads import DropoutLinearHead, MLPHead
+from mmfusion.models.networks import DecisionFusionNet, FeatureFusionNet
 
 MODALITIES = ["ct", "cxr", "cough"]
-WITH_PRESENCE = ["late", "attention", "gated", "early_adapter"]
+WITH_PRESENCE = ["late", "attention", "gated", "early_adapter", "tensor", "cross_attention"]
+
+
+def simple_cnn() -> Encoder:
+    from mmfusion.models.encoders.timm_encoder import TimmEncoder
+
+    return TimmEncoder("simple_cnn")
+
+
+def late(modalities=MODALITIES, learned_weights=False, aux_weight=0.0) -> DecisionFusionNet:
+    return DecisionFusionNet(
+        modalities,
+        3,
+        encoders={m: simple_cnn for m in modalities},
+        head=lambda width, classes: DropoutLinearHead(width, classes, dropout=0.0),
+        fusion=lambda ms: ProbabilityMean(ms, learned_weights),
+        aux_weight=aux_weight,
+    )
+
+
+def weighted(fusion, modalities=MODALITIES, encoder=simple_cnn, **options) -> FeatureFusionNet:
+    """An attention or gated fusion network over `modalities`."""
+    return FeatureFusionNet(
+        modalities,
+        options.pop("classes", 3),
+        encoders={m: encoder for m in modalities},
+        fusion=lambda widths: fusion(widths, **options),
+        head=lambda width, classes: MLPHead(width, classes),
+    )
 
 
 def tiny_inputs(batch: int = 4, size: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -45,7 +79,7 @@ def test_an_absent_modality_has_no_influence(compose_cfg, fusion):
 
 
 def test_late_fusion_averages_the_present_modalities_probabilities():
-    net = LateFusion(BackboneFactory("simple_cnn"), MODALITIES, num_classes=3).eval()
+    net = late().eval()
     inputs = tiny_inputs()
     present = {"ct": torch.tensor([True, True, False, False]), "cxr": torch.ones(4, dtype=bool)}
     present["cough"] = torch.tensor([True, False, True, False])
@@ -68,14 +102,12 @@ def test_late_fusion_averages_the_present_modalities_probabilities():
 
 def test_late_fusion_learned_weights_and_auxiliary_loss():
     labels = torch.tensor([0, 1, 2, 0])
-    plain = LateFusion(BackboneFactory("simple_cnn"), MODALITIES, num_classes=3)
+    plain = late()
     plain(tiny_inputs())
     assert float(plain.extra_loss(labels)) == 0.0
-    assert not plain.weight_logits.requires_grad
+    assert not plain.fusion.weight_logits.requires_grad
 
-    net = LateFusion(
-        BackboneFactory("simple_cnn"), MODALITIES, 3, learned_weights=True, aux_weight=0.5
-    )
+    net = late(learned_weights=True, aux_weight=0.5)
     assert isinstance(net, AuxiliaryLoss) and isinstance(net, ModalityWeighting)
     inputs = tiny_inputs()
     logits = net(inputs)
@@ -83,12 +115,13 @@ def test_late_fusion_learned_weights_and_auxiliary_loss():
     expected = 0.5 * torch.stack([F.cross_entropy(o, labels) for o in own]).mean()
     assert torch.allclose(net.extra_loss(labels), expected, atol=1e-5)
     (F.cross_entropy(logits, labels) + net.extra_loss(labels)).backward()
-    assert net.weight_logits.grad is not None and net.weight_logits.grad.abs().sum() > 0
+    weights = net.fusion.weight_logits
+    assert weights.grad is not None and weights.grad.abs().sum() > 0
 
 
 def test_only_late_fusion_adds_a_loss_and_weighting_fusions_expose_weights():
-    attention = AttentionFusion(BackboneFactory("simple_cnn"), MODALITIES, 3)
-    gated = GatedFusion(BackboneFactory("simple_cnn"), MODALITIES, 3)
+    attention = weighted(AttentionFusion)
+    gated = weighted(GatedFusion)
     assert not isinstance(attention, AuxiliaryLoss)
     for net in (attention, gated):
         net(tiny_inputs())
@@ -99,23 +132,26 @@ def test_only_late_fusion_adds_a_loss_and_weighting_fusions_expose_weights():
 
 
 def test_attention_fusion_without_a_transformer_pools_the_tokens_directly():
-    net = AttentionFusion(BackboneFactory("simple_cnn"), MODALITIES, 3, layers=0).eval()
-    assert isinstance(net.mixer, nn.Identity)
+    net = weighted(AttentionFusion, layers=0).eval()
+    assert isinstance(net.fusion.mixer, nn.Identity)
     assert net(tiny_inputs()).shape == (4, 3)
 
 
-class TinyEncoder(nn.Module):
+class TinyEncoder(Encoder):
     """A one-convolution encoder, so the attention test trains in seconds."""
 
-    def __init__(self, in_chans: int) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(in_chans, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten()
+            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten()
         )
-        self.out_features = 8
+        self.out_features = self.token_features = 8
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net[1](self.net[0](x)).flatten(2).transpose(1, 2)
 
 
 def informative_batch(batch: int, informative: str, generator: torch.Generator):
@@ -131,7 +167,7 @@ def informative_batch(batch: int, informative: str, generator: torch.Generator):
 def test_attention_weights_follow_the_informative_modality(informative):
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(10)
-    net = AttentionFusion(TinyEncoder, MODALITIES, 2, dim=32, heads=2)
+    net = weighted(AttentionFusion, encoder=TinyEncoder, classes=2, dim=32, heads=2)
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
     for _ in range(60):
         inputs, labels = informative_batch(32, informative, generator)
@@ -152,10 +188,10 @@ def test_attention_weights_follow_the_informative_modality(informative):
 
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log")
 def test_the_classifier_trains_on_the_fusions_extra_loss():
-    from mmfusion.models.module import FusionClassifier
+    from mmfusion.models.classifier import FusionClassifier
 
     torch.manual_seed(0)
-    net = LateFusion(BackboneFactory("simple_cnn"), MODALITIES, 3, aux_weight=2.0)
+    net = late(aux_weight=2.0)
     model = FusionClassifier(
         net,
         class_names=["a", "b", "c"],
@@ -186,7 +222,7 @@ def test_weighted_fusion_learns_a_faint_finding_in_its_only_modality(fusion):
 
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(10)
-    net = fusion(BackboneFactory("simple_cnn"), ["cxr"], 2)
+    net = weighted(fusion, ["cxr"], classes=2)
     optimizer = torch.optim.AdamW(net.parameters(), lr=2e-3)
     for _ in range(120):
         inputs, labels = batch(32, generator)
@@ -200,3 +236,49 @@ def test_weighted_fusion_learns_a_faint_finding_in_its_only_modality(fusion):
     with torch.no_grad():
         accuracy = (net(inputs).argmax(1) == labels).float().mean()
     assert accuracy > 0.7
+
+
+class MeanFusion(nn.Module):
+    """A fusion written by a user: the mean of the modalities' features (equal widths)."""
+
+    def __init__(self, in_features: dict[str, int]) -> None:
+        super().__init__()
+        self.out_features = next(iter(in_features.values()))
+
+    def forward(self, features: dict[str, torch.Tensor], present=None) -> torch.Tensor:
+        return torch.stack(list(features.values())).mean(0)
+
+
+@pytest.mark.slow
+def test_a_fusion_defined_outside_mmfusion_trains_through_its_target_alone(tmp_path):
+    from conftest import make_tree, run_cli
+
+    tree = make_tree(tmp_path / "tree")
+    args = ["mmfusion", "data=folder", f"data.root={tree}", "fusion=intermediate"]
+    args += [f"fusion.fusion._target_={__name__}.MeanFusion", "backbone=simple_cnn"]
+    args += ["trainer.max_epochs=1", "data.image_size=16", "data.batch_size=4", "logger=csv"]
+    args += ["callbacks.explain=null", "callbacks.robustness=null", "callbacks.log_model=null"]
+    env_path = str(Path(__file__).parent)
+    result = run_cli(args, cwd=tmp_path, extra_env={"PYTHONPATH": env_path})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test/acc" in result.stdout
+
+
+@pytest.mark.parametrize("fusion", ["tensor", "cross_attention"])
+def test_tensor_and_cross_attention_fusion_learn_a_finding_in_one_modality(compose_cfg, fusion):
+    cfg = compose_cfg(f"fusion={fusion}", "modality=all")
+    torch.manual_seed(0)
+    net = instantiate(cfg.fusion, num_classes=2, encoders={m: TinyEncoder for m in MODALITIES})
+    generator = torch.Generator().manual_seed(10)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
+    for _ in range(60):
+        inputs, labels = informative_batch(32, "cxr", generator)
+        loss = F.cross_entropy(net(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    net.eval()
+    inputs, labels = informative_batch(128, "cxr", generator)
+    with torch.no_grad():
+        accuracy = (net(inputs).argmax(1) == labels).float().mean()
+    assert accuracy > 0.9

@@ -14,10 +14,10 @@ from PIL import Image
 
 from conftest import REAL_SAMPLE, make_tree
 from mmfusion.data.datamodule import MultimodalDataModule
-from mmfusion.data.layout import SplitFolderLayout
-from mmfusion.data.manifest import ManifestLayout
-from mmfusion.data.public import CovidXrayCtLayout, CxrCtCoughLayout
-from mmfusion.data.splitting import split_sizes
+from mmfusion.data.layouts.folders import SplitFolderLayout
+from mmfusion.data.layouts.manifest import ManifestLayout
+from mmfusion.data.layouts.public import CovidXrayCtLayout, CxrCtCoughLayout
+from mmfusion.data.layouts.splitting import split_sizes
 from mmfusion.errors import ConfigError, DataError
 
 ALL = ["ct", "cxr", "cough"]

@@ -29,7 +29,7 @@ def test_modality_dropout_never_removes_every_modality():
 
 
 def test_modality_dropout_rejects_a_probability_of_one():
-    with pytest.raises(ConfigError, match="fusion.modality_dropout=1.0"):
+    with pytest.raises(ConfigError, match="model.modality_dropout=1.0"):
         ModalityDropout(1.0)
 
 
@@ -61,5 +61,5 @@ def test_intermediate_fusion_learns_its_missing_modality_token(compose_cfg, batc
     net = instantiate(cfg.fusion, num_classes=3)
     present = {"ct": torch.tensor([False, True, True, True])}
     torch.nn.functional.cross_entropy(net(batch, present), torch.tensor([0, 1, 2, 0])).backward()
-    assert net.missing_tokens["ct"].grad.abs().sum() > 0
-    assert net.missing_tokens["cxr"].grad.abs().sum() == 0
+    assert net.fusion.missing["ct"].grad.abs().sum() > 0
+    assert net.fusion.missing["cxr"].grad.abs().sum() == 0

@@ -15,7 +15,9 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from conftest import make_tree, run_cli
-from mmfusion.predict import Predictor, main
+from mmfusion.cli.predict import main
+from mmfusion.errors import ConfigError
+from mmfusion.serving.predictor import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def trained(tmp_path_factory) -> dict:
             f"data.root={tree}",
             "backbone=simple_cnn",
             "fusion=intermediate",
-            "fusion.modality_dropout=0.3",
+            "model.modality_dropout=0.3",
             "trainer.max_epochs=1",
             "data.image_size=16",
             "data.decode_workers=1",
@@ -58,12 +60,7 @@ def probs_of(frame: pd.DataFrame) -> np.ndarray:
 @pytest.mark.slow
 def test_cli_prints_the_probabilities_training_computed(trained, capsys):
     row = trained["expected"].iloc[0]
-    main(
-        [
-            f"ckpt_path={trained['best']}",
-            *(f"{m}={row[f'file_{m}']}" for m in ("ct", "cxr", "cough")),
-        ]
-    )
+    main([str(trained["best"]), *(f"--{m}={row[f'file_{m}']}" for m in ("ct", "cxr", "cough"))])
     out = json.loads(capsys.readouterr().out)
     assert out["missing"] == [] and out["modalities"] == ["ct", "cxr", "cough"]
     got = [out["probabilities"]["Healthy"], out["probabilities"]["covid"]]
@@ -74,7 +71,7 @@ def test_cli_prints_the_probabilities_training_computed(trained, capsys):
 @pytest.mark.slow
 def test_any_subset_of_modalities_can_be_given(trained, capsys):
     row = trained["expected"].iloc[0]
-    main([f"ckpt_path={trained['best']}", f"cough={row['file_cough']}"])
+    main([str(trained["best"]), "--cough", row["file_cough"]])
     out = json.loads(capsys.readouterr().out)
     assert out["missing"] == ["ct", "cxr"]
     assert sum(out["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
@@ -88,7 +85,7 @@ def test_any_subset_of_modalities_can_be_given(trained, capsys):
 def test_folder_and_manifest_modes_write_one_row_per_patient(trained, tmp_path):
     expected = trained["expected"].set_index("file_ct")
     out = tmp_path / "folder.csv"
-    main([f"ckpt_path={trained['best']}", f"input={trained['tree'] / 'test'}", f"output={out}"])
+    main([str(trained["best"]), "--input", str(trained["tree"] / "test"), "--output", str(out)])
     frame = pd.read_csv(out).set_index("file_ct").loc[expected.index]
     assert np.allclose(probs_of(frame), probs_of(expected), atol=1e-5)
 
@@ -97,40 +94,42 @@ def test_folder_and_manifest_modes_write_one_row_per_patient(trained, tmp_path):
     rows.rename(columns={"file_ct": "ct", "file_cough": "cough"}).assign(cxr="").to_csv(
         manifest, index=False
     )
-    main([f"ckpt_path={trained['best']}", f"input={manifest}", f"output={tmp_path / 'm.csv'}"])
+    main([str(trained["best"]), "--input", str(manifest), "--output", str(tmp_path / "m.csv")])
     result = pd.read_csv(tmp_path / "m.csv", keep_default_na=False)
     assert list(result["sample_id"]) == list(rows["sample_id"])
     assert set(result["missing"]) == {"cxr"}
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["ct=a.png"], "ckpt_path= is required"),
-        (["ckpt_path=/nonexistent/x.ckpt"], "ckpt_path=/nonexistent/x.ckpt does not exist"),
-        (["ckpt_path"], "expected key=value, got 'ckpt_path'"),
-    ],
-)
-def test_bad_requests_are_errors_naming_the_option(args, message):
+def test_a_missing_checkpoint_is_an_error_naming_it():
     with pytest.raises(SystemExit, match="^mmfusion.predict: error: ") as caught:
-        main(args)
-    assert message in str(caught.value) and "\n" not in str(caught.value)
+        main(["/nonexistent/x.ckpt", "--ct", "a.png"])
+    assert "checkpoint /nonexistent/x.ckpt does not exist" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_bad_arguments_are_argparse_usage_errors(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["--ct", "a.png"])  # no checkpoint
+    assert caught.value.code == 2
+    assert "the following arguments are required: ckpt" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_cli_error_is_one_line_without_traceback(tmp_path):
-    result = run_cli(["mmfusion.predict", f"ckpt_path={tmp_path}/x.ckpt"], cwd=tmp_path)
+    result = run_cli(["mmfusion.predict", f"{tmp_path}/x.ckpt", "--ct", "a.png"], cwd=tmp_path)
     assert result.returncode == 1
     assert (
         result.stderr.strip()
-        == f"mmfusion.predict: error: ckpt_path={tmp_path}/x.ckpt does not exist"
+        == f"mmfusion.predict: error: checkpoint {tmp_path}/x.ckpt does not exist"
     )
 
 
 @pytest.mark.slow
-def test_unknown_modality_names_the_model_modalities(trained):
-    with pytest.raises(SystemExit, match="xray=: this model uses ct, cxr, cough only"):
-        main([f"ckpt_path={trained['best']}", "xray=a.png"])
+def test_a_modality_the_model_lacks_names_the_model_modalities(trained, tmp_path):
+    cxr_only = Predictor(trained["best"])
+    cxr_only.modalities = ["cxr"]  # as a CXR-only model would have
+    with pytest.raises(ConfigError, match="ct: this model uses cxr only"):
+        cxr_only.predict([{"ct": "a.png"}])
 
 
 @pytest.mark.slow
@@ -170,5 +169,9 @@ def test_logged_mlflow_model_predicts_through_the_mlflow_cli(trained, tmp_path):
     finally:
         mlflow.set_tracking_uri(previous)
     (served,) = Path(model_dir).rglob("*.ckpt")
-    assert set(torch.load(served, weights_only=True)) == {"state_dict", "hyper_parameters"}
+    assert set(torch.load(served, weights_only=True)) == {
+        "state_dict",
+        "hyper_parameters",
+        "mmfusion_version",
+    }
     assert served.stat().st_size < trained["best"].stat().st_size

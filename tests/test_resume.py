@@ -15,15 +15,15 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from conftest import make_tree, run_cli
-from mmfusion.checkpoint import read_checkpoint
-from mmfusion.checkpoint_io import SafeCheckpointIO, random_state, set_random_state
 from mmfusion.errors import ConfigError
-from mmfusion.resume import run_dir
+from mmfusion.models.checkpoint import read_checkpoint
+from mmfusion.training.checkpointing import SafeCheckpointIO, random_state, set_random_state
+from mmfusion.training.resume import run_dir
 
 RUN = [
     "backbone=simple_cnn",
     "fusion=intermediate",
-    "fusion.modality_dropout=0.3",  # consumes random numbers every step
+    "model.modality_dropout=0.3",  # consumes random numbers every step
     "data.image_size=16",
     "data.batch_size=2",
     "data.decode_workers=1",
@@ -182,7 +182,7 @@ def test_random_state_survives_a_weights_only_checkpoint(tmp_path):
 def test_resume_and_predict_refuse_a_checkpoint_carrying_code(tmp_path, capsys):
     import pickle
 
-    from mmfusion.predict import Predictor
+    from mmfusion.serving.predictor import Predictor
 
     class Payload:
         def __reduce__(self):
@@ -208,8 +208,8 @@ def test_resuming_a_missing_run_dir_is_one_line(tmp_path):
 def test_last_link_is_swapped_in_place_and_a_dangling_one_falls_back_to_the_newest_epoch(tmp_path):
     from types import SimpleNamespace
 
-    from mmfusion.checkpoint_io import ModelCheckpoint
-    from mmfusion.resume import latest_checkpoint
+    from mmfusion.training.checkpointing import ModelCheckpoint
+    from mmfusion.training.resume import latest_checkpoint
 
     folder = tmp_path / "checkpoints"
     folder.mkdir()

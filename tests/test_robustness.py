@@ -7,7 +7,12 @@ import json
 import torch
 from torch import nn
 
-from mmfusion.robustness import curve_area, flat_metrics, robustness_report, summary_table
+from mmfusion.evaluation.robustness import (
+    curve_area,
+    flat_metrics,
+    robustness_report,
+    summary_table,
+)
 
 
 class ReadsOnlyCT(nn.Module):
@@ -58,18 +63,17 @@ def test_summary_table_compares_runs(tmp_path):
         run = tmp_path / name
         (run / ".hydra").mkdir(parents=True)
         (run / "robustness.json").write_text(json.dumps(report))
-        (run / ".hydra" / "config.yaml").write_text(
-            "fusion:\n  _target_: mmfusion.models.fusion.EarlyFusion\n"
-            f"  modality_dropout: {dropout}\n"
-        )
+        (run / ".hydra" / "config.yaml").write_text(f"model:\n  modality_dropout: {dropout}\n")
+        choices = "hydra:\n  runtime:\n    choices:\n      fusion: early\n"
+        (run / ".hydra" / "hydra.yaml").write_text(choices)
     table = summary_table([tmp_path / "b", tmp_path / "a"]).splitlines()
     assert table[0].startswith("| fusion | modality_dropout | clean acc | without ct | without cxr")
     assert (
         table[2]
-        == "| EarlyFusion | 0 | 1.000 | 0.500 | 1.000 | "
+        == "| early | 0 | 1.000 | 0.500 | 1.000 | "
         + " | ".join(
             f"{report['noise_curves'][n]['relative_robustness']:.3f}" for n in ("ct", "cxr", "all")
         )
         + " |"
     )
-    assert table[3].startswith("| EarlyFusion | 0.5 |")
+    assert table[3].startswith("| early | 0.5 |")

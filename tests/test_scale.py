@@ -16,10 +16,10 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from conftest import make_tree, run_cli
+from mmfusion.cli.train import train
 from mmfusion.data.datamodule import MultimodalDataset
 from mmfusion.data.loading import auto_workers, collate_batch, loader_options, resolve_workers
 from mmfusion.errors import ConfigError
-from mmfusion.train import train
 
 TINY = [
     "backbone=simple_cnn",
@@ -136,7 +136,7 @@ def test_channels_last_and_compile_options_keep_the_checkpoint_format(compose_cf
     model = instantiate(cfg.model, _partial_=True)(
         net=net, class_names=["a", "b"], input_stats={m: (0.5, 0.2) for m in cfg.modality.names}
     )
-    conv = model.net.encoder.features[0]
+    conv = model.net.encoder.body.features[0]
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert all(not k.startswith("net._orig_mod") for k in model.state_dict())
     normalised = model.normalise({"ct": torch.rand(2, 3, 8, 8)})

@@ -23,7 +23,7 @@ def test_three_trial_search_survives_a_crashing_trial_and_logs_the_best(tmp_path
         study.enqueue_trial({"data.batch_size": batch_size})
     space = (
         "hydra.sweeper.params={model.optimizer.lr:'tag(log, interval(1e-4, 1e-2))',"
-        "fusion.dropout:'interval(0.0, 0.5)',data.batch_size:'choice(0, 4)',"
+        "fusion.head.dropout:'interval(0.0, 0.5)',data.batch_size:'choice(0, 4)',"
         "backbone:'choice(simple_cnn)',data.image_size:'choice(16)',"
         "model.optimizer.weight_decay:'choice(0.0)'}"
     )
@@ -47,7 +47,7 @@ def test_three_trial_search_survives_a_crashing_trial_and_logs_the_best(tmp_path
 
     trials = optuna.load_study(study_name="tiny", storage=storage).trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
-    assert all(0 <= t.params["fusion.dropout"] <= 0.5 for t in trials)
+    assert all(0 <= t.params["fusion.head.dropout"] <= 0.5 for t in trials)
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("mmfusion").experiment_id])
@@ -67,7 +67,7 @@ def test_three_trial_search_survives_a_crashing_trial_and_logs_the_best(tmp_path
 
 def test_a_job_reports_to_and_is_pruned_by_the_sweepers_stored_trial(tmp_path):
     """What the pruning callback does inside a job: rebuild the running trial from storage."""
-    from mmfusion.search import pruned_trial
+    from mmfusion.training.search import pruned_trial
 
     storage = f"sqlite:///{tmp_path}/optuna.db"
     pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)

@@ -25,6 +25,9 @@ from mmfusion.data.synthetic import (
     ensure_synthetic,
     generate,
 )
+from mmfusion.data.synthetic.cough import render_cough
+from mmfusion.data.synthetic.ct import render_ct
+from mmfusion.data.synthetic.cxr import render_cxr
 
 TINY = {"train": 3, "valid": 2, "test": 2}
 MODALITIES = ("ct", "cxr", "cough")
@@ -314,14 +317,14 @@ def test_hidden_findings_leave_no_class_cue(stats_root: Path) -> None:
 def test_a_shown_finding_is_a_local_overlay_on_the_same_patient(finding: str) -> None:
     """Positive control: showing a finding changes a clear local region, nothing else."""
     for i in range(5):
-        for render in (synthetic._render_ct, synthetic._render_cxr):
+        for render in (render_ct, render_cxr):
             plain = render(np.random.default_rng(i), 64, None).astype(int)
             shown = render(np.random.default_rng(i), 64, finding).astype(int)
             changed = np.abs(shown - plain) > 20
             assert 0.005 < changed.mean() < 0.3, (render.__name__, i)
             assert np.abs(shown - plain).max() > 40, (render.__name__, i)
-        plain = synthetic._render_cough(np.random.default_rng(i), 16000, None)
-        shown = synthetic._render_cough(np.random.default_rng(i), 16000, finding)
+        plain = render_cough(np.random.default_rng(i), 16000, None)
+        shown = render_cough(np.random.default_rng(i), 16000, finding)
         assert len(plain) == len(shown)
         assert np.std(shown - plain) > 0.2 * np.std(plain), i
 

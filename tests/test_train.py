@@ -38,7 +38,7 @@ def test_training_run_is_fully_logged_to_mlflow(tmp_path):
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "early-simple_cnn-all"
     assert run.data.params["data/batch_size"] == "4"
-    assert run.data.params["fusion/_target_"] == "mmfusion.models.fusion.EarlyFusion"
+    assert run.data.params["fusion/_target_"] == "mmfusion.models.networks.InputFusionNet"
     assert {
         "test/acc",
         "test/f1",

@@ -1,4 +1,4 @@
-"""The Hydra plugin entry of `mmfusion.search.OptunaSearch` (the logic lives there)."""
+"""The Hydra plugin entry of `mmfusion.training.search.OptunaSearch` (the logic lives there)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ class OptunaSweeper(Sweeper):
     """Optuna (current, ask / tell) over Hydra jobs; see mmfusion/search.py."""
 
     def __init__(self, **kwargs: Any) -> None:
-        from mmfusion.search import OptunaSearch
+        from mmfusion.training.search import OptunaSearch
 
         self.search = OptunaSearch(**kwargs)
 

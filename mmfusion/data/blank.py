@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from mmfusion.data.layout import Sample
+from mmfusion.data.layouts.folders import Sample
 
 log = logging.getLogger(__name__)
 

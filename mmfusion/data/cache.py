@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from mmfusion.data.decode import CTWindow, LogMel, read_file
-from mmfusion.data.layout import Sample
+from mmfusion.data.decoding.files import CTWindow, LogMel, read_file
+from mmfusion.data.layouts.folders import Sample
 from mmfusion.errors import DataError
 
 log = logging.getLogger(__name__)

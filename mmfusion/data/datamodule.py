@@ -13,9 +13,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from mmfusion.data.blank import report_blank
 from mmfusion.data.cache import decoded_split
-from mmfusion.data.decode import CTWindow, LogMel
-from mmfusion.data.folds import KFoldLayout
-from mmfusion.data.layout import Sample, SplitFolderLayout
+from mmfusion.data.decoding.files import CTWindow, LogMel
+from mmfusion.data.layouts.folders import Sample, SplitFolderLayout
+from mmfusion.data.layouts.folds import KFoldLayout
 from mmfusion.data.leakage import refuse_leakage
 from mmfusion.data.loading import collate_batch, loader_options
 from mmfusion.errors import ConfigError, DataError

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from mmfusion.data.layout import Sample
+from mmfusion.data.layouts.folders import Sample
 from mmfusion.errors import DataError
 
 log = logging.getLogger(__name__)

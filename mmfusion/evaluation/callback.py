@@ -14,8 +14,8 @@ import torch
 from torch.utils.data import Dataset
 
 from mmfusion.evaluation import figures, summary
-from mmfusion.report import write_predictions
-from mmfusion.tracking import log_artifact
+from mmfusion.evaluation.predictions import write_predictions
+from mmfusion.tracking.loggers import log_artifact
 
 log = logging.getLogger(__name__)
 

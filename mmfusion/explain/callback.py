@@ -14,7 +14,7 @@ from mmfusion.errors import ConfigError
 from mmfusion.evaluation.callback import loop_dataset
 from mmfusion.evaluation.summary import first_per_class
 from mmfusion.explain import ablation, gradcam
-from mmfusion.tracking import log_artifact
+from mmfusion.tracking.loggers import log_artifact
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class Explanations(pl.Callback):
             **{f"cam_{m}": c for m, c in cams.items()},
             **{f"cam_grid_{m}": np.array(g) for m, g in grids.items()},
         )
-        encoders = {id(gradcam.branch_encoder(model.net, m)) for m in inputs}
+        encoders = {id(model.net.encoder_for(m)) for m in inputs}
         shared = len(inputs) > 1 and len(encoders) == 1
         figure = gradcam.gradcam_figure(
             arrays,

@@ -32,16 +32,6 @@ class BranchModel(nn.Module):
         return self.model({**self.fixed, self.modality: x})
 
 
-def branch_encoder(net: nn.Module, modality: str) -> nn.Module:
-    """The encoder that reads `modality`: its own one, or the single shared one (early fusion)."""
-    for module in net.modules():
-        # `out_features` is set on every BackboneFactory encoder, not on heads
-        is_dict = isinstance(module, nn.ModuleDict) and modality in module
-        if is_dict and hasattr(module[modality], "out_features"):
-            return module[modality]
-    return net.encoder
-
-
 #: Grad-CAM needs a feature map at least this wide to localise anything: at 32 px a ResNet-18's
 #: last stage is 1 x 1 (one number per channel), so its map would be flat.
 MIN_CAM_GRID = 4
@@ -49,13 +39,9 @@ MIN_CAM_GRID = 4
 
 def cam_layer(encoder: nn.Module, branch: nn.Module, example: Tensor) -> tuple[nn.Module, int]:
     """The deepest spatial stage of `encoder` whose map is at least MIN_CAM_GRID wide when
-    `branch` runs on `example` (timm's `feature_info` stages, else the convolutions), and that
+    `branch` runs on `example` (`encoder.stages()`), and that
     map's width: the Grad-CAM grid, which sets how sharp a map can be."""
-    info = getattr(encoder, "feature_info", None)
-    if isinstance(info, list) and info and "module" in info[-1]:
-        candidates = [encoder.get_submodule(stage["module"]) for stage in info]
-    else:
-        candidates = [m for m in encoder.modules() if isinstance(m, nn.Conv2d)]
+    candidates = encoder.stages()
     sizes: dict[nn.Module, int] = {}
 
     def record(module: nn.Module, _: object, out: Tensor) -> None:
@@ -113,7 +99,7 @@ def branch_cams(
         for modality in inputs:
             fixed = {m: x for m, x in inputs.items() if m != modality}
             branch = BranchModel(model, modality, fixed)
-            encoder = branch_encoder(model.net, modality)
+            encoder = model.net.encoder_for(modality)
             layer, grids[modality] = cam_layer(encoder, branch, inputs[modality])
             with GradCAM(branch, [layer]) as cam:
                 cams[modality] = cam(

@@ -1,22 +1,20 @@
 """How well a saliency map points at a known region (e.g. where the generator drew a finding).
 
-`python -m mmfusion.explain.localisation CKPT [--split test] [--alone]` scores the Grad-CAM maps
+`python -m mmfusion.localisation CKPT [--split test] [--alone]` scores the Grad-CAM maps
 of a model trained on the synthetic data (which knows where it drew each finding) for every
 correctly classified patient whose image shows one, as the callback computes them.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from mmfusion.errors import ConfigError, MmfusionError
+from mmfusion.errors import ConfigError
 
 #: the loop's split name -> the generator's split folder
 GENERATOR_SPLITS = {"train": "train", "val": "valid", "test": "test"}
@@ -94,10 +92,10 @@ def localise(
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from mmfusion.checkpoint import load_classifier
     from mmfusion.data.loading import batch_loader
     from mmfusion.data.synthetic import finding_region
     from mmfusion.explain.gradcam import branch_cams
+    from mmfusion.models.checkpoint import load_classifier
 
     if split not in GENERATOR_SPLITS:
         raise ConfigError(f"--split {split!r}: use one of {list(GENERATOR_SPLITS)}")
@@ -145,26 +143,3 @@ def localise(
             exact = [overlap(c, r) for c, r in zip(maps, regions, strict=True)]
             results.append(Localisation(modality, grid, half, grown, exact))
     return results
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m mmfusion.explain.localisation", description=__doc__.split("\n\n")[1]
-    )
-    parser.add_argument("ckpt", help="a checkpoint of a run on data=synthetic")
-    parser.add_argument("--split", default="test", choices=list(GENERATOR_SPLITS))
-    parser.add_argument(
-        "--alone", action="store_true", help="only patients whose finding no other modality shows"
-    )
-    args = parser.parse_args(argv)
-    try:
-        results = localise(args.ckpt, args.split, args.alone)
-    except MmfusionError as err:
-        raise SystemExit(f"mmfusion.explain.localisation: error: {err}") from None
-    print(HEADER)
-    for result in results:
-        print(result.row())
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""What a fusion network may offer beyond `forward(inputs, present) -> logits`.
+"""What a network may offer beyond `forward(inputs, present) -> logits`.
 
 FusionClassifier and the explainability code ask for these capabilities with `isinstance`, so
 they never need to know which fusion they hold.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-import torch
 from torch import Tensor
 
 # present[m]: bool (B,), True where sample b has modality m; None means every modality is there
@@ -28,11 +27,3 @@ class ModalityWeighting(Protocol):
 
     modalities: list[str]
     modality_weights: Tensor | None
-
-
-def presence_mask(present: Presence, modalities: list[str], inputs: dict[str, Tensor]) -> Tensor:
-    """(B, M) float mask, 1 where the modality is there (see `missing.is_present`)."""
-    from mmfusion.models.missing import is_present
-
-    like = next(iter(inputs.values()))
-    return torch.stack([is_present(present, m, inputs) for m in modalities], dim=1).to(like.dtype)

@@ -1,0 +1,48 @@
+"""`python -m mmfusion.check data=...`: the dataset checker (see `mmfusion.data.checker`).
+
+Reuses the data config group, so it checks exactly what `python -m mmfusion data=...` would
+train on. Prints tables and findings, or the JSON report with `check.json=true`; exits 1 when it
+finds errors (unreadable files, leakage across splits, an unusable layout).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from rich.console import Console
+
+from mmfusion.cli.tool import CONFIG_DIR, one_line_errors
+from mmfusion.data.checker.audit import CheckOptions, audit
+from mmfusion.data.checker.console import print_report
+
+
+def check(cfg: DictConfig) -> int:
+    """Run the checker on `cfg.data`; the exit status (0 clean or warnings only, 1 errors)."""
+    options = CheckOptions(**{k: v for k, v in cfg.check.items() if k != "json"})
+    layout = instantiate(cfg.data.layout)
+    window = instantiate(cfg.data.ct_window) if cfg.data.get("ct_window") else None
+    report = audit(layout, list(cfg.modality.names), window, options)
+    if cfg.check.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print_report(
+            report, Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 140)
+        )
+    return 1 if report["errors"] else 0
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="check")
+@one_line_errors("mmfusion.check")
+def main(cfg: DictConfig) -> None:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="check: %(message)s")
+    raise SystemExit(check(cfg))
+
+
+if __name__ == "__main__":
+    main()

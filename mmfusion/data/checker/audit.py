@@ -1,0 +1,361 @@
+"""The dataset checker's findings, as one JSON-ready report.
+
+Counts per split x class x modality, unpaired patients, unreadable files, duplicates across
+splits (exact: SHA-256; near: perceptual hash of the decoded image), image and audio statistics,
+and label confounds: a file property (format, mode, size, sample rate, channels) that singles
+out one class almost perfectly, which a network learns instead of the disease.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mmfusion.data.checker.inspect import inspect_file
+from mmfusion.data.decoding.files import CTWindow
+from mmfusion.data.layouts.splitting import SPLITS
+from mmfusion.errors import DataError, MmfusionError
+
+log = logging.getLogger(__name__)
+IMAGE_ATTRIBUTES = ("format", "mode", "size")
+AUDIO_ATTRIBUTES = ("format", "sample_rate", "channels")
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """Thresholds of the checker (config group `check`)."""
+
+    phash_distance: int = 10
+    min_audio_seconds: float = 0.5
+    silence_dbfs: float = -60.0
+    confound_min_files: int = 5
+    confound_threshold: float = 0.95
+    max_listed: int = 20
+    workers: int = 1
+
+
+class Report:
+    """Findings accumulate here; `errors` decides the exit status."""
+
+    def __init__(self, max_listed: int) -> None:
+        self.max_listed = max_listed
+        self.findings: list[dict[str, Any]] = []
+        self.sections: dict[str, Any] = {}
+
+    def add(self, level: str, kind: str, message: str, items: Sequence[Any] = ()) -> None:
+        self.findings.append(
+            {
+                "level": level,
+                "kind": kind,
+                "message": message,
+                "count": len(items),
+                "items": list(items)[: self.max_listed],
+            }
+        )
+
+    @property
+    def errors(self) -> int:
+        return sum(f["level"] == "error" for f in self.findings)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.sections,
+            "findings": self.findings,
+            "errors": self.errors,
+            "warnings": sum(f["level"] == "warning" for f in self.findings),
+        }
+
+
+def _collect(layout, modalities: Sequence[str], report: Report) -> list[dict[str, Any]]:
+    """One record per (split, class, modality, file), plus the counts table and unpaired ids."""
+    classes = layout.classes(modalities)
+    report.sections["classes"] = classes
+    records, counts, unpaired = [], {}, {}
+    for split in SPLITS:
+        counts[split] = {name: dict.fromkeys([*modalities, "paired"], 0) for name in classes}
+        for modality in modalities:
+            try:
+                samples = layout.samples(split, [modality])
+            except MmfusionError as err:
+                report.add("error", "layout", str(err))
+                continue
+            for sample in samples:
+                name = classes[sample.label]
+                counts[split][name][modality] += 1
+                path = sample.files[modality]
+                records.append({"split": split, "class": name, "modality": modality, "path": path})
+        try:
+            paired = layout.samples(split, modalities) if len(modalities) > 1 else []
+        except MmfusionError as err:
+            report.add("error", "layout", str(err))
+            paired = []
+        for sample in paired:
+            counts[split][classes[sample.label]]["paired"] += 1
+        if len(modalities) == 1:
+            for name in classes:
+                counts[split][name]["paired"] = counts[split][name][modalities[0]]
+        unpaired[split] = list(getattr(layout, "unpaired", {}).get(split, []))
+    report.sections["counts"] = counts
+    report.sections["unpaired"] = unpaired
+    dropped = sum(len(v) for v in unpaired.values())
+    if dropped and len(modalities) > 1:
+        items = [f"{s}: {i}" for s, ids in unpaired.items() for i in ids]
+        report.add(
+            "warning",
+            "unpaired",
+            f"{dropped} patients lack a file in some of {list(modalities)} and are not used",
+            items,
+        )
+    for folder, reason in getattr(layout, "bad_files", {}).items():
+        report.add("error", "unreadable", reason, [folder])
+    return records
+
+
+def _inspect(records: list[dict[str, Any]], window: CTWindow, options: CheckOptions) -> None:
+    def one(record):
+        ct_window = window if record["modality"] == "ct" else None
+        return inspect_file(record["path"], ct_window, options.silence_dbfs)
+
+    if options.workers > 1 and len(records) > 32:
+        from joblib import Parallel, delayed
+
+        facts = Parallel(n_jobs=options.workers, batch_size=16)(delayed(one)(r) for r in records)
+    else:
+        facts = [one(r) for r in records]
+    for record, fact in zip(records, facts, strict=True):
+        record |= fact
+        record["path"] = str(record["path"])
+
+
+def _where(record: dict[str, Any]) -> str:
+    return f"{record['path']} ({record['split']}/{record['class']})"
+
+
+def _exact_duplicates(records: list[dict[str, Any]], report: Report) -> None:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        if record.get("sha256"):
+            groups[record["sha256"]].append(record)
+    across, conflicting, within = [], [], []
+    for group in groups.values():
+        unique = {r["path"]: r for r in group}.values()  # one file listed for two modalities
+        if len(unique) < 2:
+            continue
+        entry = [_where(r) for r in unique]
+        if len({r["split"] for r in unique}) > 1:
+            across.append(entry)
+        elif len({r["class"] for r in unique}) > 1:
+            conflicting.append(entry)
+        else:
+            within.append(entry)
+    report.sections["exact_duplicates_across_splits"] = across
+    if across:
+        report.add(
+            "error",
+            "duplicate_exact",
+            f"LEAKAGE: {len(across)} file(s) occur byte-identical in more than one split",
+            [" == ".join(group) for group in across],
+        )
+    if conflicting:
+        report.add(
+            "warning",
+            "duplicate_label_conflict",
+            f"{len(conflicting)} file(s) occur byte-identical under different labels",
+            [" == ".join(group) for group in conflicting],
+        )
+    if within:
+        report.add(
+            "warning",
+            "duplicate_within_split",
+            f"{len(within)} file(s) occur byte-identical twice in one split (counted twice)",
+            [" == ".join(group) for group in within],
+        )
+
+
+def _near_duplicates(records: list[dict[str, Any]], report: Report, distance: int) -> None:
+    """Pairs of images of one modality, in different splits, whose perceptual hashes are close
+    but whose bytes differ (re-encoded, resized, recompressed copies)."""
+    pairs = []
+    by_modality = defaultdict(list)
+    for record in records:
+        if record.get("phash"):
+            by_modality[record["modality"]].append(record)
+    for group in by_modality.values():
+        hashes = np.stack([np.frombuffer(bytes.fromhex(r["phash"]), np.uint64) for r in group])
+        splits = np.array([SPLITS.index(r["split"]) for r in group])
+        for i in range(len(group) - 1):
+            bits = np.bitwise_count(hashes[i] ^ hashes[i + 1 :]).sum(axis=1)
+            near = (bits <= distance) & (splits[i + 1 :] != splits[i])
+            for j in np.flatnonzero(near):
+                a, b = group[i], group[i + 1 + j]
+                if a["sha256"] != b["sha256"]:
+                    pairs.append(f"{_where(a)} ~ {_where(b)} (distance {bits[j]})")
+    report.sections["near_duplicates_across_splits"] = pairs
+    if pairs:
+        report.add(
+            "error",
+            "duplicate_near",
+            f"LEAKAGE: {len(pairs)} image pairs across splits are near-duplicates "
+            f"(perceptual hash distance <= {distance}; check them, e.g. re-encoded copies)",
+            pairs,
+        )
+
+
+def _value(record: dict[str, Any], attribute: str) -> str:
+    if attribute == "size":
+        return f"{record['width']}x{record['height']}"
+    return str(record[attribute])
+
+
+def _confounds(records: list[dict[str, Any]], report: Report, options: CheckOptions) -> None:
+    """Flag file properties whose value (or its absence) marks one class almost exclusively."""
+    found = []
+    for modality in sorted({r["modality"] for r in records}):
+        for kind, attributes in (("image", IMAGE_ATTRIBUTES), ("audio", AUDIO_ATTRIBUTES)):
+            group = [r for r in records if r["modality"] == modality and r.get("kind") == kind]
+            class_sizes = Counter(r["class"] for r in group)
+            if len(class_sizes) < 2:
+                continue
+            for attribute in attributes:
+                values = [_value(r, attribute) for r in group]
+                if len(set(values)) < 2:
+                    continue
+                seen: set[frozenset[int]] = set()
+                for value in sorted(set(values)):
+                    for negate in (False, True):
+                        members = frozenset(
+                            i for i, v in enumerate(values) if (v == value) ^ negate
+                        )
+                        if members in seen or not 0 < len(members) < len(group):
+                            continue
+                        everyone = frozenset(range(len(group)))
+                        seen |= {members, everyone - members}  # a split is reported once
+                        name, hits = Counter(group[i]["class"] for i in members).most_common(1)[0]
+                        precision, recall = hits / len(members), hits / class_sizes[name]
+                        if (
+                            hits >= options.confound_min_files
+                            and min(precision, recall) >= options.confound_threshold
+                        ):
+                            condition = f"{attribute} {'!=' if negate else '=='} {value}"
+                            found.append(
+                                {
+                                    "modality": modality,
+                                    "attribute": attribute,
+                                    "condition": condition,
+                                    "class": name,
+                                    "precision": round(precision, 3),
+                                    "recall": round(recall, 3),
+                                    "message": (
+                                        f"{modality}: {condition} singles out class {name!r} "
+                                        f"({hits}/{class_sizes[name]} of {name} files have it, "
+                                        f"{hits}/{len(members)} files with it are {name})"
+                                    ),
+                                }
+                            )
+    report.sections["confounds"] = found
+    for confound in found:
+        report.add(
+            "warning",
+            "confound",
+            f"LABEL CONFOUND {confound['message']}: a model can learn the file property "
+            "instead of the disease; normalise it away or report results per source",
+        )
+
+
+def _stats(records: list[dict[str, Any]], report: Report, options: CheckOptions) -> None:
+    images: dict = defaultdict(dict)
+    audio: dict = defaultdict(dict)
+    for (modality, name), group in _grouped(records).items():
+        pictures = [r for r in group if r.get("kind") == "image"]
+        sounds = [r for r in group if r.get("kind") == "audio"]
+        if pictures:
+            widths = [r["width"] for r in pictures]
+            heights = [r["height"] for r in pictures]
+            images[modality][name] = {
+                "files": len(pictures),
+                "formats": dict(Counter(r["format"] for r in pictures)),
+                "modes": dict(Counter(r["mode"] for r in pictures)),
+                "width": [min(widths), int(np.median(widths)), max(widths)],
+                "height": [min(heights), int(np.median(heights)), max(heights)],
+                "distinct_sizes": len({(r["width"], r["height"]) for r in pictures}),
+            }
+        if sounds:
+            durations = [r["duration"] for r in sounds]
+            audio[modality][name] = {
+                "files": len(sounds),
+                "formats": dict(Counter(r["format"] for r in sounds)),
+                "sample_rates": dict(Counter(r["sample_rate"] for r in sounds)),
+                "channels": dict(Counter(r["channels"] for r in sounds)),
+                "duration_s": [
+                    round(min(durations), 2),
+                    round(float(np.median(durations)), 2),
+                    round(max(durations), 2),
+                ],
+            }
+    report.sections["images"] = images
+    report.sections["audio"] = audio
+    sounds = [r for r in records if r.get("kind") == "audio"]
+    short = [
+        f"{_where(r)}: {r['duration']:.2f} s"
+        for r in sounds
+        if r["duration"] < options.min_audio_seconds
+    ]
+    silent = [f"{_where(r)}: peak {r['peak_dbfs']} dBFS" for r in sounds if r["silent"]]
+    if short:
+        report.add(
+            "warning",
+            "audio_short",
+            f"{len(short)} recordings are shorter than {options.min_audio_seconds} s",
+            short,
+        )
+    if silent:
+        report.add(
+            "warning",
+            "audio_silent",
+            f"{len(silent)} recordings are silent (peak below {options.silence_dbfs} dBFS)",
+            silent,
+        )
+
+
+def _grouped(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict]]:
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for record in records:
+        groups[(record["modality"], record["class"])].append(record)
+    return dict(sorted(groups.items()))
+
+
+def audit(
+    layout, modalities: Sequence[str], window: CTWindow | None, options: CheckOptions
+) -> dict[str, Any]:
+    """Check a dataset as `layout` reads it; the report's `errors` > 0 means unusable as is."""
+    report = Report(options.max_listed)
+    if hasattr(layout, "on_bad_file"):
+        layout.on_bad_file = "skip"  # list unreadable folders instead of stopping at the first
+    layout.prepare()
+    report.sections["data"] = {
+        "layout": type(layout).__name__,
+        "root": str(getattr(layout, "root", "")),
+        "modalities": list(modalities),
+    }
+    try:
+        records = _collect(layout, modalities, report)
+    except DataError as err:
+        report.add("error", "layout", str(err))
+        return report.as_dict()
+    log.info("inspecting %d files", len(records))
+    _inspect(records, window or CTWindow(), options)
+    unreadable = [f"{r['error']} ({r['split']}/{r['class']})" for r in records if r["error"]]
+    if unreadable:
+        report.add("error", "unreadable", f"{len(unreadable)} file(s) cannot be read", unreadable)
+    readable = [r for r in records if not r["error"]]
+    _exact_duplicates(readable, report)
+    _near_duplicates(readable, report, options.phash_distance)
+    _stats(readable, report, options)
+    _confounds(readable, report, options)
+    report.sections["files"] = len(records)
+    return report.as_dict()

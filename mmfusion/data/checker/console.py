@@ -1,0 +1,100 @@
+"""The checker's report as Rich tables and coloured findings, for a terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+LEVEL_STYLE = {"error": "bold red", "warning": "bold yellow"}
+
+
+def _counts_table(report: dict) -> Table:
+    modalities = report["data"]["modalities"]
+    table = Table(
+        title="Files per split and class", caption="paired: patients with a file in every modality"
+    )
+    for column in ("split", "class", *modalities, "paired"):
+        table.add_column(column, justify="left" if column in ("split", "class") else "right")
+    for split, classes in report["counts"].items():
+        for name, counts in classes.items():
+            table.add_row(split, name, *(str(counts[c]) for c in (*modalities, "paired")))
+    return table
+
+
+def _short(counter: dict) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in counter.items())
+
+
+def _stats_tables(report: dict) -> list[Table]:
+    tables = []
+    if report.get("images"):
+        table = Table(title="Images (width / height: min, median, max)")
+        columns = ("modality", "class", "files", "formats", "modes", "width", "height", "sizes")
+        for column in columns:
+            table.add_column(column)
+        for modality, classes in report["images"].items():
+            for name, s in classes.items():
+                table.add_row(
+                    modality,
+                    name,
+                    str(s["files"]),
+                    _short(s["formats"]),
+                    _short(s["modes"]),
+                    "/".join(map(str, s["width"])),
+                    "/".join(map(str, s["height"])),
+                    str(s["distinct_sizes"]),
+                )
+        tables.append(table)
+    if report.get("audio"):
+        table = Table(title="Audio (duration s: min, median, max)")
+        for column in (
+            "modality",
+            "class",
+            "files",
+            "formats",
+            "sample rates",
+            "channels",
+            "duration",
+        ):
+            table.add_column(column)
+        for modality, classes in report["audio"].items():
+            for name, s in classes.items():
+                table.add_row(
+                    modality,
+                    name,
+                    str(s["files"]),
+                    _short(s["formats"]),
+                    _short(s["sample_rates"]),
+                    _short(s["channels"]),
+                    "/".join(map(str, s["duration_s"])),
+                )
+        tables.append(table)
+    return tables
+
+
+def print_report(report: dict, console: Console) -> None:
+    data = report.get("data", {})
+    console.print(
+        f"[bold]{data.get('layout')}[/] {data.get('root')}  "
+        f"modalities {data.get('modalities')}  classes {report.get('classes')}"
+    )
+    if "counts" in report:
+        console.print(_counts_table(report))
+    for table in _stats_tables(report):
+        console.print(table)
+    for finding in report["findings"]:
+        style = LEVEL_STYLE.get(finding["level"], "")
+        console.print(
+            f"[{style}]{finding['level'].upper()}[/] {finding['message']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for item in finding["items"]:
+            console.print(f"    {item}", highlight=False, soft_wrap=True)
+        if finding["count"] > len(finding["items"]):
+            console.print(f"    ... and {finding['count'] - len(finding['items'])} more")
+    verdict = "[bold red]FAILED[/]" if report["errors"] else "[bold green]OK[/]"
+    console.print(
+        f"{verdict}: {report['errors']} errors, {report['warnings']} warnings, "
+        f"{report.get('files', 0)} files"
+    )

@@ -1,0 +1,1 @@
+"""Turning one file into one array at the training size: images (DICOM included) and audio."""

@@ -1,0 +1,489 @@
+"""Which configuration is better, by how much, with what certainty.
+
+Reads finished runs back from MLflow (a multirun's children, or a whole experiment), recomputes
+accuracy, macro-F1, macro-AUROC and ECE from each run's `test_predictions.csv` (and checks them
+against the logged `test/*` metrics), and writes a report: mean +- std over replicates (seeds,
+CV folds), 95% bootstrap CIs over test patients, exact McNemar tests of every configuration
+against the best, a bar chart, markdown + HTML. The report is logged to the parent MLflow run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import textwrap
+import warnings
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmfusion.errors import MmfusionError
+from mmfusion.evaluation.statistics import (
+    METRIC_FUNCTIONS,
+    METRIC_TITLES,
+    METRICS,
+    bootstrap_ci,
+    combine_replicate_pvalues,
+    holm_adjust,
+    mcnemar_pvalue,
+    run_metrics,
+)
+from mmfusion.tracking.runs import (
+    REPLICATE_KEYS,
+    RunRecord,
+    client_for,
+    experiment_id,
+    find_runs,
+    label_configurations,
+    load_records,
+    parent_of_sweep_dir,
+)
+
+log = logging.getLogger(__name__)
+ALPHA = 0.05
+LOGGED_TOLERANCE = 1e-4  # the CSV stores float32 probabilities as text
+
+
+@dataclass
+class ConfigResult:
+    """One configuration: its replicate runs, their metrics and the CIs of the mean."""
+
+    label: str
+    runs: list[RunRecord]
+    per_run: list[dict[str, float]]
+    sample_ids: list[str]
+    labels: np.ndarray
+    probs: np.ndarray  # (replicates, patients, classes), rows aligned on sample_ids
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    test: dict[str, float | int | str] = field(default_factory=dict)
+
+    def mean(self, metric: str) -> float:
+        return float(np.mean([m[metric] for m in self.per_run]))
+
+    def std(self, metric: str) -> float:
+        values = [m[metric] for m in self.per_run]
+        return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+    def replicate_t_interval(self, metric: str) -> tuple[float, float]:
+        """95% Student-t interval of the mean across replicates (the classic k-fold CV CI)."""
+        from scipy import stats
+
+        values = np.array([m[metric] for m in self.per_run])
+        if len(values) < 2:
+            return (float("nan"), float("nan"))
+        low, high = stats.t.interval(
+            0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values)
+        )
+        return float(low), float(high)
+
+    def correct(self, replicate: tuple[str, ...], ids: Sequence[str]) -> np.ndarray:
+        run = next(r for r in self.runs if r.replicate == replicate)
+        frame = run.predictions.set_index("sample_id").loc[list(ids)]
+        return frame["pred"].to_numpy() == frame["label"].to_numpy()
+
+
+def _aligned(runs: Sequence[RunRecord]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Patients every replicate predicted, their labels and the (R, n, K) probabilities."""
+    ids = list(runs[0].predictions["sample_id"])
+    common = set.intersection(*(set(r.predictions["sample_id"]) for r in runs))
+    ids = [i for i in ids if i in common]
+    classes = runs[0].class_names
+    frames = [r.predictions.set_index("sample_id").loc[ids] for r in runs]
+    labels = frames[0]["label"].to_numpy()
+    for run, frame in zip(runs, frames, strict=True):
+        if run.class_names != classes or not np.array_equal(frame["label"].to_numpy(), labels):
+            raise MmfusionError(f"run {run.name} ({run.run_id}) disagrees on the test labels")
+    probs = np.stack([f[[f"prob_{c}" for c in classes]].to_numpy(dtype=float) for f in frames])
+    return ids, labels, probs
+
+
+def summarise(records: Sequence[RunRecord], n_resamples: int) -> list[ConfigResult]:
+    """Per configuration: per-run metrics, mean, std and bootstrap CI; best first."""
+    groups: dict[str, list[RunRecord]] = defaultdict(list)
+    for record in records:
+        groups[record.label].append(record)
+    results = []
+    for label, runs in groups.items():
+        runs = sorted(runs, key=lambda r: r.replicate)
+        # each run on its whole test set, as logged; the CI on the patients all replicates share
+        per_run = [
+            run_metrics(*(a[0] if a.ndim == 3 else a for a in _aligned([r])[1:])) for r in runs
+        ]
+        ids, labels, probs = _aligned(runs)
+        result = ConfigResult(label, runs, per_run, ids, labels, probs)
+        result.ci = {m: bootstrap_ci(labels, probs, m, n_resamples) for m in METRIC_FUNCTIONS}
+        results.append(result)
+    return sorted(results, key=lambda r: (-r.mean("acc"), -r.mean("f1"), -r.mean("auroc")))
+
+
+def test_against_best(results: list[ConfigResult]) -> None:
+    """Exact McNemar per shared replicate (same seed / fold, same patients), combined, Holm."""
+    best, others = results[0], results[1:]
+    best.test = {"verdict": "best"}
+    raw = []
+    for other in others:
+        shared = sorted({r.replicate for r in best.runs} & {r.replicate for r in other.runs})
+        ids = [i for i in best.sample_ids if i in set(other.sample_ids)]
+        pvalues, best_only, other_only = [], 0, 0
+        for replicate in shared:
+            p, b, c = mcnemar_pvalue(best.correct(replicate, ids), other.correct(replicate, ids))
+            pvalues.append(p)
+            best_only, other_only = best_only + b, other_only + c
+        other.test = {
+            "pairs": len(shared),
+            "patients": len(ids),
+            "p_per_replicate": pvalues,
+            "p": combine_replicate_pvalues(pvalues),
+            "best_only_correct": best_only,
+            "other_only_correct": other_only,
+        }
+        raw.append(other.test["p"])
+    for other, adjusted in zip(others, holm_adjust(raw), strict=True):
+        other.test["p_holm"] = adjusted
+        other.test["verdict"] = (
+            "no shared seed"
+            if not np.isfinite(adjusted)
+            else "significant"
+            if adjusted < ALPHA
+            else "n.s."
+        )
+
+
+def logged_mismatches(results: Sequence[ConfigResult]) -> tuple[int, float, list[str]]:
+    """Compare recomputed metrics with the logged `test/<metric>`: (checked, max diff, misses)."""
+    checked, worst, misses = 0, 0.0, []
+    for result in results:
+        for run, metrics in zip(result.runs, result.per_run, strict=True):
+            for name, value in metrics.items():
+                logged = run.metrics.get(f"test/{name}")
+                if logged is None:
+                    continue
+                checked += 1
+                diff = abs(logged - value)
+                worst = max(worst, diff)
+                if diff > LOGGED_TOLERANCE:
+                    misses.append(f"{run.name} {name}: logged {logged:.5f}, recomputed {value:.5f}")
+    return checked, worst, misses
+
+
+def measured_on(records: Sequence[RunRecord]) -> list[str]:
+    """What the numbers were measured on: data, split sizes, classes, seeds, folds."""
+    params = records[0].params
+    data = {k: v for k, v in params.items() if k.startswith("data/") and "cache" not in k}
+    keys = ("data/_target_", "data/root", "data/layout/_target_", "data/layout/root")
+    lines = [f"- data: {', '.join(f'`{k}={data[k]}`' for k in keys if k in data)}"]
+    layout = [
+        f"{k.removeprefix('data/layout/')}={v}"
+        for k, v in data.items()
+        if k.startswith(("data/layout/per_class", "data/layout/finding_prob", "data/layout/seed"))
+    ]
+    if layout:
+        lines.append(f"- data generator: {', '.join(layout)}")
+    sizes = sorted({r.params.get("data/image_size") for r in records})
+    lines.append(f"- input size: `data.image_size` = {', '.join(map(str, sizes))}")
+    for split in ("train", "val", "test"):
+        counts = sorted({r.tags.get(f"data.n_{split}") for r in records} - {None})
+        if counts:  # several when modality subsets keep different patients, or per fold
+            lines.append(f"- {split} patients: {', '.join(counts)}")
+    first = records[0].predictions
+    per_class = ", ".join(
+        f"{k} {v}" for k, v in first["label_name"].value_counts().sort_index().items()
+    )
+    lines.append(f"- test set of the first run: {len(first)} patients ({per_class})")
+    for key in REPLICATE_KEYS:
+        values = sorted({r.params.get(key) for r in records} - {None, "None"})
+        if values:
+            lines.append(f"- {key}: {', '.join(values)}")
+    return lines
+
+
+def _replicate_name(run: RunRecord) -> str:
+    named = zip(("seed", "fold"), run.replicate, strict=True)
+    return ", ".join(f"{name} {value}" for name, value in named if value not in ("-", "None"))
+
+
+def _cell(result: ConfigResult, metric: str) -> str:
+    low, high = result.ci[metric]
+    return f"{result.mean(metric):.3f} ± {result.std(metric):.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _verdict(result: ConfigResult) -> str:
+    test = result.test
+    if test.get("verdict") == "best":
+        return "**best**"
+    if "p" not in test or not np.isfinite(test["p"]):
+        return str(test.get("verdict", ""))
+    return f"p={test['p']:.3g}, Holm {test['p_holm']:.3g}: {test['verdict']}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    """A markdown table; first column left-aligned, the rest as given."""
+    lines = ["| " + " | ".join(header) + " |", "| --- |" + " --- |" * (len(header) - 1)]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+SIGNIFICANCE = (
+    "Every configuration is tested against the best (highest mean accuracy) with an exact "
+    "McNemar test (statsmodels) on the correct / wrong outcomes of the same test patients, "
+    "once per shared replicate (same seed or fold). The per-replicate tests share their "
+    "patients, so they are combined by twice the mean of their p-values (valid under any "
+    "dependence; Fisher's method would assume independence), then Holm-adjusted across the "
+    f"comparisons. Significant: Holm-adjusted p < {ALPHA}."
+)
+
+
+def markdown(
+    results: list[ConfigResult],
+    records: list[RunRecord],
+    skipped: list[str],
+    n_resamples: int,
+    title: str,
+    figure: str,
+) -> str:
+    titles = [METRIC_TITLES[m] for m in METRICS]
+    lines = [
+        f"# {title}",
+        "",
+        f"{len(records)} runs in {len(results)} configurations, "
+        f"written {datetime.now():%Y-%m-%d %H:%M}.",
+        "",
+        "## Measured on",
+        "",
+        *measured_on(records),
+        "",
+        "## Results (test set)",
+        "",
+        "Each cell: mean ± std over replicate runs (seeds / folds) [95% bootstrap CI of that "
+        f"mean over test patients, percentile method, {n_resamples} resamples, "
+        "scipy.stats.bootstrap]. ECE: lower is better; being biased upwards under resampling, "
+        "its interval can lie above the estimate. Sorted by mean accuracy.",
+        "",
+        *_table(
+            ["configuration", "runs", *titles, "vs best (McNemar)"],
+            [[r.label, len(r.runs), *(_cell(r, m) for m in METRICS), _verdict(r)] for r in results],
+        ),
+        "",
+        f"![metrics with 95% bootstrap CIs]({figure})",
+        "",
+        "## Significance",
+        "",
+        SIGNIFICANCE,
+        "",
+    ]
+    not_significant = [r.label for r in results[1:] if r.test.get("verdict") == "n.s."]
+    if not_significant:
+        lines.append(
+            f"**Not significantly different from the best ({results[0].label}):** "
+            + "; ".join(not_significant)
+        )
+    elif len(results) > 1:
+        lines.append("Every configuration differs significantly from the best.")
+    else:
+        lines.append("Only one configuration: nothing to test.")
+    rows = [
+        [
+            r.label,
+            r.test.get("pairs", 0),
+            r.test.get("patients", 0),
+            r.test.get("best_only_correct", 0),
+            r.test.get("other_only_correct", 0),
+            ", ".join(f"{p:.3g}" for p in r.test.get("p_per_replicate", [])),
+        ]
+        for r in results[1:]
+    ]
+    header = ["configuration", "replicate pairs", "patients", "only best correct"]
+    lines += ["", *_table([*header, "only this correct", "p per replicate"], rows)]
+    if any(r.params.get("data/fold") not in (None, "None") for r in records):
+        rows = []
+        for result in results:
+            intervals = [result.replicate_t_interval(m) for m in METRICS]
+            rows.append(
+                [result.label]
+                + [
+                    f"{result.mean(m):.3f} [{lo:.3f}, {hi:.3f}]"
+                    for m, (lo, hi) in zip(METRICS, intervals, strict=True)
+                ]
+            )
+        lines += [
+            "",
+            "## Across folds",
+            "",
+            "Mean and 95% Student-t interval across the replicate runs (folds x seeds).",
+            "",
+            *_table(["configuration", *titles], rows),
+        ]
+    checked, worst, misses = logged_mismatches(results)
+    lines += ["", "## Consistency with MLflow", ""]
+    if misses:
+        lines += [
+            "**Recomputed metrics differ from the logged ones:**",
+            *[f"- {m}" for m in misses],
+        ]
+    else:
+        lines.append(
+            "The metrics recomputed from `test_predictions.csv` equal the logged `test/*` "
+            f"metrics ({checked} values checked, max difference {worst:.2g})."
+        )
+    if skipped:
+        lines += ["", "Runs left out:", *[f"- {s}" for s in skipped]]
+    rows = [
+        [result.label, _replicate_name(run), f"`{run.run_id}`"] + [f"{m[k]:.4f}" for k in METRICS]
+        for result in results
+        for run, m in zip(result.runs, result.per_run, strict=True)
+    ]
+    lines += [
+        "",
+        "## Runs",
+        "",
+        *_table(["configuration", "replicate", "MLflow run", *titles], rows),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(results: list[ConfigResult], path: Path) -> Path:
+    """One panel per metric: mean with 95% bootstrap CI as error bar, each replicate a dot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [textwrap.fill(r.label, 40) for r in results]
+    lines = max(label.count("\n") + 1 for label in labels)
+    height = 1.5 + (0.2 + 0.2 * lines) * len(results)
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS) + 3, height), sharey=True)
+    y = np.arange(len(results))
+    for ax, metric in zip(axes, METRICS, strict=True):
+        means = np.array([r.mean(metric) for r in results])
+        low = np.array([r.ci[metric][0] for r in results])
+        high = np.array([r.ci[metric][1] for r in results])
+        colors = [
+            "tab:green" if i == 0 else "tab:gray" if r.test.get("verdict") == "n.s." else "tab:blue"
+            for i, r in enumerate(results)
+        ]
+        ax.barh(y, means, color=colors, alpha=0.75)
+        # the CI as its own segment: a percentile interval need not contain the mean (ECE is
+        # biased upwards under resampling, so its interval can lie above the estimate)
+        ax.errorbar((low + high) / 2, y, xerr=(high - low) / 2, fmt="none", ecolor="k", capsize=3)
+        for i, r in enumerate(results):
+            ax.plot([m[metric] for m in r.per_run], [i] * len(r.per_run), "k.", markersize=4)
+        ax.set_title(METRIC_TITLES[metric] + (" (lower better)" if metric == "ece" else ""))
+        ax.set_xlim(0, 1 if metric != "ece" else max(0.05, float(high.max()) * 1.1))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, labels)
+    axes[0].invert_yaxis()
+    fig.suptitle(
+        "green: best; gray: not significantly different from it (McNemar, Holm); dots: runs",
+        fontsize=9,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # very long labels: layout as good as it gets
+        fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def html(markdown_text: str, title: str) -> str:
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark").enable("table").render(markdown_text)
+    style = (
+        "body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px}"
+        "img{max-width:100%}"
+    )
+    head = f"<meta charset='utf-8'><title>{title}</title><style>{style}</style>"
+    return f"<!doctype html><html><head>{head}</head><body>{body}</body></html>\n"
+
+
+def summary_frame(results: list[ConfigResult]) -> pd.DataFrame:
+    rows = []
+    for r in results:
+        row = {"configuration": r.label, "runs": len(r.runs)}
+        for m in METRICS:
+            row |= {
+                f"{m}_mean": r.mean(m),
+                f"{m}_std": r.std(m),
+                f"{m}_ci_low": r.ci[m][0],
+                f"{m}_ci_high": r.ci[m][1],
+            }
+        row |= {
+            "mcnemar_p": r.test.get("p"),
+            "mcnemar_p_holm": r.test.get("p_holm"),
+            "verdict": r.test.get("verdict"),
+        }
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_report(
+    records: list[RunRecord],
+    skipped: list[str],
+    out_dir: Path,
+    n_resamples: int = 2000,
+    title: str = "mmfusion comparison",
+) -> Path:
+    """Write comparison.md / .html / .csv / .json and the bar chart; returns the markdown path."""
+    if not records:
+        raise MmfusionError("no finished runs with test predictions to compare")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    label_configurations(records)
+    results = summarise(records, n_resamples)
+    test_against_best(results)
+    figure = bar_chart(results, out_dir / "comparison.png")
+    text = markdown(results, records, skipped, n_resamples, title, figure.name)
+    (out_dir / "comparison.md").write_text(text)
+    (out_dir / "comparison.html").write_text(html(text, title))
+    frame = summary_frame(results)
+    frame.to_csv(out_dir / "comparison.csv", index=False)
+    (out_dir / "comparison.json").write_text(
+        json.dumps(frame.to_dict(orient="records"), indent=2, default=str)
+    )
+    return out_dir / "comparison.md"
+
+
+def compare(
+    tracking_uri: str,
+    experiment: str = "mmfusion",
+    parent_run_id: str | None = None,
+    multirun_dir: str | None = None,
+    out_dir: Path | None = None,
+    n_resamples: int = 2000,
+    log_to_mlflow: bool = True,
+) -> Path:
+    """Select the runs, write the report, log it to the parent run (or a new comparison run)."""
+    client = client_for(tracking_uri)
+    exp_id = experiment_id(client, experiment)
+    if multirun_dir and not parent_run_id:
+        parent_run_id = parent_of_sweep_dir(client, exp_id, multirun_dir)
+    records, skipped = load_records(client, find_runs(client, exp_id, parent_run_id))
+    if out_dir is None:
+        out_dir = (
+            Path(multirun_dir) / "comparison"
+            if multirun_dir
+            else Path("outputs/compare") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
+        )
+    report = write_report(
+        records,
+        skipped,
+        out_dir,
+        n_resamples,
+        title=f"mmfusion comparison: {experiment}"
+        + (f", multirun {parent_run_id[:8]}" if parent_run_id else ""),
+    )
+    if log_to_mlflow:
+        run_id = parent_run_id
+        if run_id is None:
+            run_id = client.create_run(
+                exp_id,
+                run_name=f"comparison-{datetime.now():%Y%m%d-%H%M%S}",
+                tags={"mmfusion.compared_runs": ",".join(r.run_id for r in records)[:5000]},
+            ).info.run_id
+            client.set_terminated(run_id)
+        client.log_artifacts(run_id, str(out_dir), "comparison")
+    return report

@@ -1,0 +1,75 @@
+"""Rebuild a trained classifier from its checkpoint alone, without executing code from it."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from mmfusion import __version__
+from mmfusion.errors import ConfigError
+from mmfusion.models.classifier import VERSION_KEY, FusionClassifier
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint's tensors and plain data; pickled code is refused, never run."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0]
+        raise ConfigError(
+            f"refusing to load {path}: it holds objects other than weights ({first})"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ConfigError(f"cannot read checkpoint {path}: {err}") from None
+
+
+def no_downloads(node: Any) -> None:
+    """Switch off every `pretrained` weight source in a config subtree, in place."""
+    if isinstance(node, DictConfig):
+        if "pretrained" in node:
+            node.pretrained = False
+        for value in node.values():
+            no_downloads(value)
+    elif isinstance(node, ListConfig):
+        for value in node:
+            no_downloads(value)
+
+
+def load_classifier(path: str | Path) -> FusionClassifier:
+    """The FusionClassifier of a checkpoint written by `python -m mmfusion`, in eval mode."""
+    checkpoint = read_checkpoint(path)
+    hparams = checkpoint.get("hyper_parameters", {})
+    if "run_config" not in hparams:
+        raise ConfigError(f"{path} is not an mmfusion checkpoint (no run_config inside)")
+    written_by = checkpoint.get(VERSION_KEY)
+    if written_by is None:
+        raise ConfigError(
+            f"{path} was written by mmfusion 0.1, whose networks predate the composed encoders + "
+            f"fusion + head of {__version__}: retrain it with this version (python -m mmfusion ...)"
+        )
+    cfg = OmegaConf.create(hparams["run_config"])
+    no_downloads(cfg.fusion)  # the state dict below holds the trained weights
+    net = instantiate(cfg.fusion, num_classes=len(hparams["class_names"]))
+    model = instantiate(cfg.model, _partial_=True)(
+        net=net,
+        class_names=hparams["class_names"],
+        input_stats=hparams["input_stats"],
+        run_config=hparams["run_config"],
+    )
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as err:  # torch lists every mismatched key over many lines
+        first = (str(err).splitlines()[1:] or [str(err)])[0].strip()  # the first mismatch
+        raise ConfigError(
+            f"{path} (written by mmfusion {written_by}) does not fit {cfg.fusion._target_} of "
+            f"mmfusion {__version__}: {first if len(first) <= 300 else first[:300] + ' ...'}"
+        ) from None
+    return model.eval()
