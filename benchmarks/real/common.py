@@ -22,7 +22,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -559,9 +559,11 @@ def build_benchmark(
     absent: Sequence[str] = (),
     exclude: Sequence[Path] = (),
     group_near_duplicates: bool = False,
+    describe_kept: Callable[[list[Item]], dict] | None = None,
 ) -> dict:
     """Hash, de-duplicate, (exclude), profile, fold, copy and write one single-modality build.
 
+    `describe_kept` adds report entries computed from the files that made it into the build.
     Returns the report it wrote to `out/build_report.json`.
     """
     out.mkdir(parents=True, exist_ok=True)
@@ -621,6 +623,8 @@ def build_benchmark(
     if excluded is not None:
         report["excluded_as_in_reference"] = excluded
     report.update(extra or {})
+    if describe_kept is not None:
+        report.update(describe_kept(items))
     write_json(out / "build_report.json", report)
     return report
 
