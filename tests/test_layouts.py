@@ -243,6 +243,27 @@ def test_manifest_without_split_column_splits_patients_by_label(tmp_path):
     assert _ids(ManifestLayout(csv, seed=5).samples("test", ["ct"])) == _ids(by_split["test"])
 
 
+def test_manifest_folds_give_test_val_and_train_folds(tmp_path):
+    rows = ["patient_id,label,fold,ct"] + [
+        f"p{i},{'covid' if i % 2 else 'healthy'},{i % 5},ct/p{i}.png" for i in range(20)
+    ]
+    csv = write_manifest(tmp_path / "data", "\n".join(rows) + "\n")
+    layout = ManifestLayout(csv, test_fold=4)
+    ids = {split: _ids(layout.samples(split, ["ct"])) for split in SPLITS}
+    assert ids["test"] == {f"p{i}" for i in range(4, 20, 5)}
+    assert ids["val"] == {f"p{i}" for i in range(0, 20, 5)}  # the next fold, wrapping round
+    assert len(ids["train"]) == 12 and not ids["train"] & (ids["test"] | ids["val"])
+    assert _ids(ManifestLayout(csv, test_fold=0, val_fold=2).samples("val", ["ct"])) == {
+        f"p{i}" for i in range(2, 20, 5)
+    }
+    with pytest.raises(ConfigError, match=r"has 5 folds: choose the test fold with data.layout"):
+        ManifestLayout(csv).samples("train", ["ct"])
+    with pytest.raises(ConfigError, match=r"test_fold=5: the manifest has folds 0..4"):
+        ManifestLayout(csv, test_fold=5).samples("train", ["ct"])
+    with pytest.raises(ConfigError, match=r"val_fold=1 is the test fold"):
+        ManifestLayout(csv, test_fold=1, val_fold=1).samples("train", ["ct"])
+
+
 def test_manifest_paths_outside_the_data_root_are_refused_unless_allowed(tmp_path):
     _image(tmp_path / "elsewhere.png", 0)
     csv = write_manifest(

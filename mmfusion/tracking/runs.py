@@ -20,7 +20,7 @@ from mmfusion.errors import ConfigError
 PREDICTIONS = "test_predictions.csv"
 PARENT_TAG = "mlflow.parentRunId"
 SWEEP_TAG = "mmfusion.sweep_dir"
-REPLICATE_KEYS = ("seed", "data/fold")
+REPLICATE_KEYS = ("seed", "data/fold", "data/layout/test_fold")
 BOOKKEEPING_PREFIXES = ("paths/", "logger/", "callbacks/", "trainer/default_root_dir", "ckpt_path")
 # groups whose members the fusion / backbone / modality tags already name
 TAGGED_PREFIXES = ("fusion/", "backbone/", "modality/", "data/modalities", "run_name")

@@ -1,7 +1,9 @@
 """Truly paired clinical data listed in a CSV: one row per patient.
 
-Columns: `patient_id`, `label`, optional `split` (train / val / test), and one path column per
-modality (`ct`, `cxr`, `cough`), relative to the CSV's folder. An empty cell means the patient
+Columns: `patient_id`, `label`, optional `split` (train / val / test) or `fold` (0..K-1, for
+cross-validation: `test_fold=i` tests on fold i, validates on `val_fold`, default i+1 mod K, and
+trains on the rest), and one path column per modality (`ct`, `cxr`, `cough`), relative to the
+CSV's folder. An empty cell means the patient
 has no file of that modality: such a patient is dropped (and counted) from runs that use that
 modality, and kept by runs that do not. Without a `split` column the patients are split here,
 seeded and stratified by label. Paths that leave the data root are refused unless allowed.
@@ -40,6 +42,8 @@ class ManifestLayout:
         seed: int = 0,
         allow_outside_root: bool = False,
         on_bad_file: str = "raise",
+        test_fold: int | None = None,
+        val_fold: int | None = None,
     ) -> None:
         self.path = Path(path).expanduser()
         self.root = Path(root).expanduser() if root else self.path.parent
@@ -47,6 +51,8 @@ class ManifestLayout:
         self.seed = seed
         self.allow_outside_root = allow_outside_root
         self.on_bad_file = on_bad_file
+        self.test_fold = test_fold
+        self.val_fold = val_fold
         self.bad_files: dict[str, str] = {}
         self.unpaired: dict[str, list[str]] = {}
         self._table: pd.DataFrame | None = None
@@ -89,6 +95,12 @@ class ManifestLayout:
         return table
 
     def _splits(self, table: pd.DataFrame) -> pd.Series:
+        if "fold" in table.columns and "split" not in table.columns:
+            return self._fold_splits(table["fold"])
+        if self.test_fold is not None:
+            raise ConfigError(
+                f"data.layout.test_fold={self.test_fold}: manifest {self.path} has no fold column"
+            )
         if "split" in table.columns:
             unknown = sorted(set(table["split"].str.lower()) - set(SPLIT_NAMES))
             if unknown:
@@ -111,6 +123,38 @@ class ManifestLayout:
             ],
             index=table.index,
         )
+
+    def _fold_splits(self, folds: pd.Series) -> pd.Series:
+        """test = fold `test_fold`, val = fold `val_fold`, train = the other folds."""
+        if not folds.str.fullmatch(r"\d+").all():
+            row = int((~folds.str.fullmatch(r"\d+")).idxmax()) + 2
+            raise DataError(f"manifest {self.path} line {row}: fold must be 0, 1, ...")
+        numbers = folds.astype(int)
+        count = int(numbers.max()) + 1
+        if self.test_fold is None:
+            raise ConfigError(
+                f"manifest {self.path} has {count} folds: choose the test fold with "
+                f"data.layout.test_fold=0..{count - 1} (all of them: -m "
+                f"data.layout.test_fold=range(0,{count}))"
+            )
+        val_fold = (self.test_fold + 1) % count if self.val_fold is None else self.val_fold
+        for name, fold in (("test_fold", self.test_fold), ("val_fold", val_fold)):
+            if not 0 <= fold < count:
+                raise ConfigError(
+                    f"data.layout.{name}={fold}: the manifest has folds 0..{count - 1}"
+                )
+        if val_fold == self.test_fold:
+            raise ConfigError(f"data.layout.val_fold={val_fold} is the test fold")
+        splits = numbers.map(lambda f: "test" if f == self.test_fold else "train")
+        splits[numbers == val_fold] = "val"
+        log.info(
+            "manifest %s: test fold %d, val fold %d of %d",
+            self.path,
+            self.test_fold,
+            val_fold,
+            count,
+        )
+        return splits
 
     def classes(self, modalities: Sequence[str]) -> list[str]:
         return sorted(self.table["label"].unique(), key=_natural)
