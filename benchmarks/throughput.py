@@ -104,7 +104,7 @@ def load_config(overrides: list[str], out_dir: Path):
 def build_model(cfg, datamodule) -> FusionClassifier:
     net = instantiate(cfg.fusion, num_classes=datamodule.num_classes)
     return instantiate(cfg.model, _partial_=True)(
-        net=net, class_names=datamodule.class_names, input_stats=datamodule.input_stats()
+        net=net, class_names=datamodule.class_names, decoding=datamodule.decoding.to_dict()
     )
 
 
@@ -279,7 +279,7 @@ def main() -> None:
     val_batches = len(datamodule.val_dataloader())
     print(
         f"config: fusion={cfg.fusion._target_.rsplit('.', 1)[1]} backbone={cfg.backbone.name} "
-        f"modalities={list(cfg.modality.names)} image_size={cfg.data.image_size} "
+        f"modalities={list(cfg.modality.names)} image_size={cfg.data.decoding.image_size} "
         f"batch_size={cfg.data.batch_size} precision={cfg.trainer.precision}; "
         f"{args.batches} training batches ({samples} samples) and {val_batches} validation "
         f"batches per timing, {args.repeats} interleaved repeats; timings in {CLOCK.unit}",
@@ -314,9 +314,7 @@ def main() -> None:
     start = CLOCK.now()
     decoded_split(
         subset,
-        datamodule.modalities,
-        datamodule.image_size,
-        datamodule.audio,
+        datamodule.decoding,
         work / "cold-cache",
         decode_workers,
     )

@@ -14,11 +14,13 @@ import soundfile as sf
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
 from PIL import Image
 
 import mmfusion
 import mmfusion.training.resume  # noqa: F401  (registers the run-dir resolver that hydra.run.dir uses)
+from mmfusion.data.decoding.spec import DecodingSpec
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
@@ -48,6 +50,14 @@ def write_patient(
             Image.fromarray(rng.integers(0, 255, (24, 30), dtype=np.uint8)).save(path)
         files[modality] = path
     return files
+
+
+def decoding(size: int = 16, **modalities: dict) -> DecodingSpec:
+    """The default decoding spec (conf/decoding/default.yaml) at `size` px, per-modality
+    options merged in (e.g. `ct={"window": {"center": 40}}`)."""
+    cfg = OmegaConf.merge(OmegaConf.load(CONF / "decoding" / "default.yaml"), modalities)
+    cfg.image_size = size
+    return instantiate(cfg)
 
 
 def make_tree(

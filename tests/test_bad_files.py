@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from test_dicom import phantom, write_dicom
 
-from conftest import FIXTURES, REPO, make_tree, run_cli
+from conftest import FIXTURES, REPO, decoding, make_tree, run_cli
 from mmfusion.data.datamodule import MultimodalDataModule
 from mmfusion.data.layouts.folders import SplitFolderLayout
 from mmfusion.errors import DataError
@@ -91,11 +91,12 @@ CASES = {
     "DICOM without pixel data": (_dicom_without_pixels, "no pixel data"),
 }
 
+ALL = ["ct", "cxr", "cough"]
+
 
 def datamodule(root: Path, tmp_path: Path, **kwargs) -> MultimodalDataModule:
-    return MultimodalDataModule(
-        SplitFolderLayout(root), ["ct", "cxr", "cough"], 16, cache_dir=tmp_path / "c", **kwargs
-    )
+    layout = SplitFolderLayout(root)
+    return MultimodalDataModule(layout, ALL, decoding(16), cache_dir=tmp_path / "c", **kwargs)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -173,7 +174,7 @@ def test_skip_logs_the_bad_file_list_to_mlflow(tmp_path):
             "data.on_bad_file=skip",
             "backbone=simple_cnn",
             "trainer.max_epochs=1",
-            "data.image_size=16",
+            "data.decoding.image_size=16",
             "data.batch_size=4",
         ],
         cwd=tmp_path,

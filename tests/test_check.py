@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from conftest import REAL_SAMPLE, make_tree, run_cli
+from conftest import REAL_SAMPLE, decoding, make_tree, run_cli
 from mmfusion.data.checker.audit import CheckOptions, audit
 from mmfusion.data.datamodule import MultimodalDataModule
 from mmfusion.data.layouts.folders import SplitFolderLayout
@@ -125,7 +125,7 @@ def test_training_refuses_leakage_unless_allowed(tmp_path, caplog):
 
     def setup(**kwargs) -> MultimodalDataModule:
         dm = MultimodalDataModule(
-            SplitFolderLayout(root), ALL, 16, cache_dir=tmp_path / "cache", **kwargs
+            SplitFolderLayout(root), ALL, decoding(16), cache_dir=tmp_path / "cache", **kwargs
         )
         dm.setup()
         return dm
@@ -144,7 +144,8 @@ def test_training_names_silent_recordings(tmp_path, caplog):
     silent = root / "train" / "Cough sound" / "covid" / "covidtrain1.wav"
     sf.write(silent, np.zeros(4000, np.float32), 8000)
     with caplog.at_level(logging.WARNING):
-        MultimodalDataModule(SplitFolderLayout(root), ALL, 16, cache_dir=tmp_path / "c").setup()
+        layout = SplitFolderLayout(root)
+        MultimodalDataModule(layout, ALL, decoding(16), cache_dir=tmp_path / "c").setup()
     assert "train split: 1 inputs are blank after decoding" in caplog.text
     assert str(silent) in caplog.text
 

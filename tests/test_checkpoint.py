@@ -42,7 +42,7 @@ def test_trained_checkpoint_reloads_to_the_same_predictions(tmp_path):
         "backbone=simple_cnn",
         "fusion=intermediate",
         "trainer.max_epochs=1",
-        "data.image_size=16",
+        "data.decoding.image_size=16",
         "logger=none",
     ]
     assert run_cli(args, cwd=tmp_path).returncode == 0

@@ -28,7 +28,7 @@ from mmfusion.evaluation.statistics import (
 TINY = [
     "backbone=simple_cnn",
     "trainer.max_epochs=1",
-    "data.image_size=16",
+    "data.decoding.image_size=16",
     "data.batch_size=4",
     "data.decode_workers=1",
 ]

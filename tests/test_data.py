@@ -11,10 +11,11 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from conftest import FIXTURES, REAL_SAMPLE, make_tree
-from mmfusion.data import cache as cache_module
+from conftest import FIXTURES, REAL_SAMPLE, decoding, make_tree
 from mmfusion.data.datamodule import MultimodalDataModule
-from mmfusion.data.decoding.files import MFCC, LogMel, read_audio, read_file, read_image
+from mmfusion.data.decoding.audio import MFCC, LogMel, read_audio
+from mmfusion.data.decoding.images import read_image
+from mmfusion.data.decoding.spec import DecodingSpec
 from mmfusion.data.layouts.folders import SplitFolderLayout
 from mmfusion.errors import ConfigError, DataError
 
@@ -22,7 +23,7 @@ from mmfusion.errors import ConfigError, DataError
 def datamodule(root: Path, tmp_path: Path, **kwargs) -> MultimodalDataModule:
     kwargs.setdefault("modalities", ["ct", "cxr", "cough"])
     return MultimodalDataModule(
-        SplitFolderLayout(root), image_size=16, cache_dir=tmp_path / "cache", **kwargs
+        SplitFolderLayout(root), decoding=decoding(16), cache_dir=tmp_path / "cache", **kwargs
     )
 
 
@@ -50,9 +51,12 @@ def test_16_bit_images_keep_their_range(tmp_path):
     assert len(np.unique(array)) > 200  # not collapsed to the high byte only
 
 
-def test_spectrogram_jpg_in_the_cough_folder_reads_as_an_image(tmp_path):
+def test_spectrogram_jpg_as_cough_reads_as_an_image_only_where_the_data_says_so(tmp_path):
     Image.fromarray(np.zeros((40, 90, 3), np.uint8)).save(tmp_path / "cough1.jpg")
-    assert read_file(tmp_path / "cough1.jpg", 16, LogMel()).dtype == np.uint8
+    kaggle = decoding(16, cough={"spectrogram_images": True})  # data=cxr_ct_cough sets it
+    assert kaggle.decode("cough", tmp_path / "cough1.jpg").dtype == np.uint8
+    with pytest.raises(DataError, match="cough1.jpg is an image, not audio .*spectrogram_images"):
+        decoding(16).decode("cough", tmp_path / "cough1.jpg")
 
 
 # -- audio --------------------------------------------------------------------------------
@@ -85,7 +89,8 @@ def test_every_real_sample_file_decodes():
     files = sorted(p for p in REAL_SAMPLE.rglob("*") if p.is_file() and p.suffix != ".md")
     assert files
     for path in files:
-        array = read_file(path, 32, LogMel())
+        modality = path.relative_to(REAL_SAMPLE).parts[0].replace("ct_lungcancer", "ct")
+        array = decoding(32).decode(modality, path)
         assert array.shape == (32, 32), path
 
 
@@ -142,13 +147,15 @@ def test_datamodule_serves_normalisable_tensors_per_modality(tiny_tree, tmp_path
     inputs, _labels = next(iter(dm.train_dataloader()))
     assert set(inputs) == {"ct", "cxr", "cough"}
     assert inputs["ct"].shape == (4, 1, 16, 16) and inputs["ct"].dtype.is_floating_point
-    assert set(dm.input_stats()) == {"ct", "cxr", "cough"}
+    assert {m: dm.decoding.normalisation(m).std > 0 for m in dm.decoding} == dict.fromkeys(
+        ("ct", "cxr", "cough"), True
+    )
 
 
 def test_second_setup_reads_the_cache_not_the_files(tiny_tree, tmp_path, monkeypatch):
     datamodule(tiny_tree, tmp_path).setup()
     calls = []
-    monkeypatch.setattr(cache_module, "read_file", lambda *a: calls.append(a))
+    monkeypatch.setattr(DecodingSpec, "decode", lambda *a: calls.append(a))
     datamodule(tiny_tree, tmp_path).setup()
     assert calls == []
 
@@ -157,10 +164,13 @@ def test_an_edited_file_is_decoded_again(tiny_tree, tmp_path, monkeypatch):
     datamodule(tiny_tree, tmp_path).setup()
     edited = tiny_tree / "valid" / "CT" / "covid" / "covidvalid0.png"
     Image.fromarray(np.full((24, 30), 200, np.uint8)).save(edited)
-    real_read, calls = cache_module.read_file, []
-    monkeypatch.setattr(
-        cache_module, "read_file", lambda p, *a: calls.append(p) or real_read(p, *a)
-    )
+    real_decode, calls = DecodingSpec.decode, []
+
+    def spy(spec: DecodingSpec, modality: str, path: Path):
+        calls.append(path)
+        return real_decode(spec, modality, path)
+
+    monkeypatch.setattr(DecodingSpec, "decode", spy)
     datamodule(tiny_tree, tmp_path).setup()
     assert edited in calls and len(calls) == 4  # only the valid CT array is rebuilt
 

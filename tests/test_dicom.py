@@ -10,9 +10,10 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from conftest import make_tree
+from conftest import decoding, make_tree
 from mmfusion.data.datamodule import MultimodalDataModule
-from mmfusion.data.decoding.files import CTWindow, read_image
+from mmfusion.data.decoding.images import read_image
+from mmfusion.data.decoding.window import CTWindow
 from mmfusion.data.layouts.folders import SplitFolderLayout
 from mmfusion.errors import DataError
 
@@ -126,14 +127,15 @@ def test_dicom_ct_trains_through_the_data_module_and_the_window_keys_the_cache(t
         write_dicom(png.with_suffix(".dcm"), hu)
         png.unlink()
 
-    def ct_array(window: CTWindow) -> np.ndarray:
+    def ct_array(window: dict) -> np.ndarray:
+        spec = decoding(32, ct={"window": window})
         dm = MultimodalDataModule(
-            SplitFolderLayout(root), ["ct"], 32, cache_dir=tmp_path / "cache", ct_window=window
+            SplitFolderLayout(root), ["ct"], spec, cache_dir=tmp_path / "cache"
         )
         dm.setup()
         assert len(dm.datasets["train"]) == 4
         return np.asarray(dm.datasets["train"].arrays["ct"])
 
-    lung, mediastinal = ct_array(CTWindow()), ct_array(CTWindow(center=40, width=400))
+    lung, mediastinal = ct_array({}), ct_array({"center": 40, "width": 400})
     assert not np.array_equal(lung, mediastinal)
     assert (mediastinal[:, 16, 16] == 0).all() and (lung[:, 16, 16] > 64).all()

@@ -76,7 +76,12 @@ def test_run_writes_every_artifact_and_evaluate_reproduces_its_test_metrics(tmp_
     )
     common = ["data.decode_workers=1"]
     train_args = ["mmfusion", "data=folder", f"data.root={tree}", "backbone=simple_cnn"]
-    train_args += ["fusion=attention", "trainer.max_epochs=1", "data.image_size=16", *common]
+    train_args += [
+        "fusion=attention",
+        "trainer.max_epochs=1",
+        "data.decoding.image_size=16",
+        *common,
+    ]
     result = run_cli(train_args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()

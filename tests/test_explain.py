@@ -61,7 +61,7 @@ def train_and_localise(tmp_path: Path, modality: str, train: int, epochs: int):
         f"data.layout.per_class={{train:{train},valid:10,test:10}}",
         "data.layout.image_size=64",
         f"data.layout.finding_prob={{{probs}}}",
-        "data.image_size=64",
+        "data.decoding.image_size=64",
         "data.batch_size=32",
         f"modality={modality}",
         "fusion=intermediate",

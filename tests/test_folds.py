@@ -49,7 +49,7 @@ def test_two_fold_cv_experiment_runs_every_fold_and_reports_across_folds(tmp_pat
             "data.folds=2",
             "data.fold=0,1",
             "trainer.max_epochs=1",
-            "data.image_size=16",
+            "data.decoding.image_size=16",
             "data.batch_size=4",
             "data.decode_workers=1",
         ],

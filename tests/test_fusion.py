@@ -188,6 +188,7 @@ def test_attention_weights_follow_the_informative_modality(informative):
 
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log")
 def test_the_classifier_trains_on_the_fusions_extra_loss():
+    from conftest import decoding
     from mmfusion.models.classifier import FusionClassifier
 
     torch.manual_seed(0)
@@ -195,7 +196,7 @@ def test_the_classifier_trains_on_the_fusions_extra_loss():
     model = FusionClassifier(
         net,
         class_names=["a", "b", "c"],
-        input_stats={m: (0.0, 1.0) for m in MODALITIES},
+        decoding=decoding(16).fitted(dict.fromkeys(MODALITIES, (0.0, 1.0))).to_dict(),
         optimizer=torch.optim.SGD,
     ).eval()  # eval: no dropout / batch-norm updates, so both passes below see the same net
     inputs, labels = tiny_inputs(), torch.tensor([0, 1, 2, 0])
@@ -256,7 +257,12 @@ def test_a_fusion_defined_outside_mmfusion_trains_through_its_target_alone(tmp_p
     tree = make_tree(tmp_path / "tree")
     args = ["mmfusion", "data=folder", f"data.root={tree}", "fusion=intermediate"]
     args += [f"fusion.fusion._target_={__name__}.MeanFusion", "backbone=simple_cnn"]
-    args += ["trainer.max_epochs=1", "data.image_size=16", "data.batch_size=4", "logger=csv"]
+    args += [
+        "trainer.max_epochs=1",
+        "data.decoding.image_size=16",
+        "data.batch_size=4",
+        "logger=csv",
+    ]
     args += ["callbacks.explain=null", "callbacks.robustness=null", "callbacks.log_model=null"]
     env_path = str(Path(__file__).parent)
     result = run_cli(args, cwd=tmp_path, extra_env={"PYTHONPATH": env_path})

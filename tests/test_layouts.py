@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from conftest import REAL_SAMPLE, make_tree
+from conftest import REAL_SAMPLE, decoding, make_tree
 from mmfusion.data.datamodule import MultimodalDataModule
 from mmfusion.data.layouts.folders import SplitFolderLayout
 from mmfusion.data.layouts.manifest import ManifestLayout
@@ -223,7 +223,7 @@ def test_manifest_missing_cells_drop_the_patient_only_where_the_modality_is_used
 def test_manifest_datamodule_trains_on_what_is_present(tmp_path):
     csv = write_manifest(tmp_path / "data")
     dm = MultimodalDataModule(
-        ManifestLayout(csv), ["ct", "cxr"], image_size=16, cache_dir=tmp_path / "cache"
+        ManifestLayout(csv), ["ct", "cxr"], decoding(16), cache_dir=tmp_path / "cache"
     )
     dm.setup()
     assert {s: len(d) for s, d in dm.datasets.items()} == {"train": 3, "val": 1, "test": 2}
@@ -307,7 +307,7 @@ def test_real_sample_through_a_manifest(tmp_path):
         rows.append(f"{path.stem},{path.parent.name},{path}")
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
     layout = ManifestLayout(tmp_path / "m.csv", root=REAL_SAMPLE)
-    dm = MultimodalDataModule(layout, ["ct"], image_size=16, cache_dir=tmp_path / "cache")
+    dm = MultimodalDataModule(layout, ["ct"], decoding(16), cache_dir=tmp_path / "cache")
     dm.setup()
     assert dm.class_names == ["covid", "non_covid"]
     assert sum(len(d) for d in dm.datasets.values()) == 12

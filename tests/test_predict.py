@@ -34,7 +34,7 @@ def trained(tmp_path_factory) -> dict:
             "fusion=intermediate",
             "model.modality_dropout=0.3",
             "trainer.max_epochs=1",
-            "data.image_size=16",
+            "data.decoding.image_size=16",
             "data.decode_workers=1",
             "callbacks.robustness=null",
         ],

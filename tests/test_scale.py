@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from conftest import make_tree, run_cli
+from conftest import decoding, make_tree, run_cli
 from mmfusion.cli.train import train
 from mmfusion.data.datamodule import MultimodalDataset
 from mmfusion.data.loading import auto_workers, collate_batch, loader_options, resolve_workers
@@ -23,7 +23,7 @@ from mmfusion.errors import ConfigError
 
 TINY = [
     "backbone=simple_cnn",
-    "data.image_size=16",
+    "data.decoding.image_size=16",
     "data.batch_size=4",
     "data.decode_workers=1",
 ]
@@ -80,7 +80,7 @@ def test_epochs_after_setup_do_no_decoding_and_no_librosa(compose_cfg, monkeypat
     assert first_setup["open"] > 0 and first_setup["melspectrogram"] > 0  # the spy sees decoding
     net = instantiate(cfg.fusion, num_classes=datamodule.num_classes)
     model = instantiate(cfg.model, _partial_=True)(
-        net=net, class_names=datamodule.class_names, input_stats=datamodule.input_stats()
+        net=net, class_names=datamodule.class_names, decoding=datamodule.decoding.to_dict()
     )
     counter = CallsPerEpoch(spy)
     trainer = pl.Trainer(
@@ -134,7 +134,9 @@ def test_channels_last_and_compile_options_keep_the_checkpoint_format(compose_cf
     cfg = compose_cfg("backbone=simple_cnn", "model.channels_last=true", "model.compile=true")
     net = instantiate(cfg.fusion, num_classes=2)
     model = instantiate(cfg.model, _partial_=True)(
-        net=net, class_names=["a", "b"], input_stats={m: (0.5, 0.2) for m in cfg.modality.names}
+        net=net,
+        class_names=["a", "b"],
+        decoding=decoding(8).fitted({m: (0.5, 0.2) for m in cfg.modality.names}).to_dict(),
     )
     conv = model.net.encoder.body.features[0]
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)

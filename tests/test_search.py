@@ -24,7 +24,7 @@ def test_three_trial_search_survives_a_crashing_trial_and_logs_the_best(tmp_path
     space = (
         "hydra.sweeper.params={model.optimizer.lr:'tag(log, interval(1e-4, 1e-2))',"
         "fusion.head.dropout:'interval(0.0, 0.5)',data.batch_size:'choice(0, 4)',"
-        "backbone:'choice(simple_cnn)',data.image_size:'choice(16)',"
+        "backbone:'choice(simple_cnn)',data.decoding.image_size:'choice(16)',"
         "model.optimizer.weight_decay:'choice(0.0)'}"
     )
     result = run_cli(

@@ -12,7 +12,7 @@ from conftest import make_tree, run_cli
 TINY = [
     "backbone=simple_cnn",
     "trainer.max_epochs=2",
-    "data.image_size=16",
+    "data.decoding.image_size=16",
     "data.batch_size=4",
     "data.decode_workers=1",
 ]

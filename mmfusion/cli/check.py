@@ -26,7 +26,7 @@ def check(cfg: DictConfig) -> int:
     """Run the checker on `cfg.data`; the exit status (0 clean or warnings only, 1 errors)."""
     options = CheckOptions(**{k: v for k, v in cfg.check.items() if k != "json"})
     layout = instantiate(cfg.data.layout)
-    window = instantiate(cfg.data.ct_window) if cfg.data.get("ct_window") else None
+    window = instantiate(cfg.data.decoding.ct.window) if "ct" in cfg.data.decoding else None
     report = audit(layout, list(cfg.modality.names), window, options)
     if cfg.check.json:
         print(json.dumps(report, indent=2, default=str))

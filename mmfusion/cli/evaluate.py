@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mmfusion.cli.tool import CONFIG_DIR, one_line_errors
 from mmfusion.data.datamodule import SPLITS
+from mmfusion.data.decoding.spec import DecodingSpec
 from mmfusion.data.loading import batch_loader
 from mmfusion.errors import ConfigError
 from mmfusion.evaluation.predictions import print_summary
@@ -28,9 +29,6 @@ def _with_source(cfg: DictConfig, source: DictConfig, ckpt: Path) -> None:
         cfg.modality = source.modality
         if cfg.get("data") is None:
             cfg.data = source.data
-        else:  # the model only understands inputs decoded as in training
-            cfg.data.image_size = source.data.image_size
-            cfg.data.audio = source.data.audio
         cfg.run_name = f"evaluate-{source.get('run_name', ckpt.stem)}-{cfg.split}"
         for logger in (cfg.get("logger") or {}).values():
             if logger and "tags" in logger:
@@ -47,7 +45,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     model = load_classifier(ckpt)
     _with_source(cfg, OmegaConf.create(model.hparams.run_config), ckpt)
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
+    # the model only understands inputs decoded as in training: the checkpoint's spec
+    datamodule = instantiate(cfg.data, decoding=DecodingSpec.from_dict(model.hparams.decoding))
     datamodule.prepare_data()
     datamodule.setup("test")
     if datamodule.class_names != list(model.hparams.class_names):

@@ -44,7 +44,7 @@ def _train(cfg: DictConfig) -> float:
     model = instantiate(cfg.model, _partial_=True)(
         net=net,
         class_names=datamodule.class_names,
-        input_stats=datamodule.input_stats(),
+        decoding=datamodule.decoding.to_dict(),
         run_config=run_config,
     )
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]

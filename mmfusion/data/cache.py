@@ -16,30 +16,26 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from mmfusion.data.decoding.files import CTWindow, LogMel, read_file
+from mmfusion.data.decoding.spec import DecodingSpec
 from mmfusion.data.layouts.folders import Sample
 from mmfusion.errors import DataError
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
-def _decode_one(
-    path: Path, size: int, audio: LogMel, window: CTWindow | None = None
-) -> np.ndarray | str:
+def _decode_one(decoding: DecodingSpec, modality: str, path: Path) -> np.ndarray | str:
     """The decoded array, or the reason it could not be decoded."""
     try:
-        return read_file(path, size, audio, window)
+        return decoding.decode(modality, path)
     except DataError as err:
         return str(err)
 
 
-def cache_key(
-    paths: Sequence[Path], size: int, audio: LogMel, window: CTWindow | None = None
-) -> str:
+def cache_key(paths: Sequence[Path], decoding: DecodingSpec, modality: str) -> str:
     digest = hashlib.sha1()
-    params = [CACHE_VERSION, size, audio.params(), window.params() if window else None]
-    digest.update(json.dumps(params).encode())
+    params = [CACHE_VERSION, modality, decoding.cache_params(modality)]
+    digest.update(json.dumps(params, sort_keys=True).encode())
     for path in paths:
         try:
             stat = path.stat()
@@ -49,35 +45,33 @@ def cache_key(
     return digest.hexdigest()[:16]
 
 
-def _decode_all(
-    paths: Sequence[Path], size: int, audio: LogMel, workers: int, window: CTWindow | None
-) -> list:
+def _decode_all(paths: Sequence[Path], decoding: DecodingSpec, modality: str, workers: int) -> list:
     if workers <= 1 or len(paths) < 64:
-        return [_decode_one(p, size, audio, window) for p in paths]
+        return [_decode_one(decoding, modality, p) for p in paths]
     from joblib import Parallel, delayed
 
     return Parallel(n_jobs=workers, batch_size=32)(
-        delayed(_decode_one)(p, size, audio, window) for p in paths
+        delayed(_decode_one)(decoding, modality, p) for p in paths
     )
 
 
 def decoded_modality(
     paths: Sequence[Path],
-    size: int,
-    audio: LogMel,
+    decoding: DecodingSpec,
+    modality: str,
     cache_dir: Path,
     workers: int = 1,
-    window: CTWindow | None = None,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """(array of shape (N, size, size), {index: reason} for files that could not be decoded)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = cache_key(paths, size, audio, window)
+    key = cache_key(paths, decoding, modality)
     array_path, bad_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.bad.json"
     with FileLock(str(cache_dir / f"{key}.lock")):
         if not array_path.exists():
             log.info("decoding %d files into the cache %s", len(paths), array_path)
-            results = _decode_all(paths, size, audio, workers, window)
+            results = _decode_all(paths, decoding, modality, workers)
             good = [r for r in results if isinstance(r, np.ndarray)]
+            size = decoding[modality].size
             template = good[0] if good else np.zeros((size, size), np.uint8)
             array = np.stack(
                 [r if isinstance(r, np.ndarray) else np.zeros_like(template) for r in results]
@@ -97,22 +91,13 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def decoded_split(
-    samples: Sequence[Sample],
-    modalities: Sequence[str],
-    size: int,
-    audio: LogMel,
-    cache_dir: Path,
-    workers: int = 1,
-    ct_window: CTWindow | None = None,
+    samples: Sequence[Sample], decoding: DecodingSpec, cache_dir: Path, workers: int = 1
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Arrays per modality for the samples, and {file: reason} for every undecodable file.
-
-    `ct_window` applies to the CT modality only: HU windowing means nothing for X-rays or audio.
-    """
+    """Arrays per modality of `decoding` for the samples, and {file: reason} for every
+    undecodable file."""
     arrays, bad_files = {}, {}
-    for modality in modalities:
+    for modality in decoding:
         paths = [s.files[modality] for s in samples]
-        window = ct_window if modality == "ct" else None
-        arrays[modality], bad = decoded_modality(paths, size, audio, cache_dir, workers, window)
+        arrays[modality], bad = decoded_modality(paths, decoding, modality, cache_dir, workers)
         bad_files.update({str(paths[i]): reason for i, reason in bad.items()})
     return arrays, bad_files

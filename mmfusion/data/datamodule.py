@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mmfusion.data.blank import report_blank
 from mmfusion.data.cache import decoded_split
-from mmfusion.data.decoding.files import CTWindow, LogMel
+from mmfusion.data.decoding.spec import DecodingSpec
 from mmfusion.data.layouts.folders import Sample, SplitFolderLayout
 from mmfusion.data.layouts.folds import KFoldLayout
 from mmfusion.data.leakage import refuse_leakage
@@ -37,17 +37,19 @@ class MultimodalDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        inputs = {m: _to_float(array[index]) for m, array in self.arrays.items()}
+        inputs = {m: to_float_tensor(array[index]) for m, array in self.arrays.items()}
         return inputs, self.labels[index]
 
     def __getitems__(self, indices: list[int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """A whole batch in one read per modality (DataLoader calls this when it exists)."""
         rows = np.asarray(indices)
-        inputs = {m: _to_float(array[rows], channel_dim=1) for m, array in self.arrays.items()}
+        inputs = {
+            m: to_float_tensor(array[rows], channel_dim=1) for m, array in self.arrays.items()
+        }
         return inputs, self.labels[rows]
 
 
-def _to_float(array: np.ndarray, channel_dim: int = 0) -> torch.Tensor:
+def to_float_tensor(array: np.ndarray, channel_dim: int = 0) -> torch.Tensor:
     tensor = torch.from_numpy(np.array(array, dtype=np.float32))
     if array.dtype == np.uint8:
         tensor /= 255.0
@@ -61,8 +63,7 @@ class MultimodalDataModule(pl.LightningDataModule):
         self,
         layout: SplitFolderLayout,
         modalities: Sequence[str],
-        image_size: int = 64,
-        audio: LogMel | None = None,
+        decoding: DecodingSpec,
         batch_size: int = 32,
         num_workers: int | str = "auto",
         decode_workers: int = 2,
@@ -70,7 +71,6 @@ class MultimodalDataModule(pl.LightningDataModule):
         on_bad_file: str = "raise",
         root: str | None = None,
         manifest: str | None = None,  # like root: a user-facing option the layout reads
-        ct_window: CTWindow | None = None,
         allow_leakage: bool = False,
         folds: int | None = None,
         fold: int | None = None,
@@ -86,14 +86,13 @@ class MultimodalDataModule(pl.LightningDataModule):
         # k-fold CV (data.folds=K data.fold=i): train + valid re-split, test untouched
         self.layout = KFoldLayout(layout, folds, fold) if folds else layout
         self.modalities = list(modalities)
-        self.image_size = image_size
-        self.audio = audio or LogMel()
+        # fitted on the training split in `setup`: then it is what the checkpoint saves
+        self.decoding = decoding.only(self.modalities)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.decode_workers = decode_workers
         self.cache_dir = Path(cache_dir)
         self.on_bad_file = on_bad_file
-        self.ct_window = ct_window or CTWindow()
         self.allow_leakage = allow_leakage
         # the class without a finding: explanations contrast the predicted class against it
         self.healthy_class = healthy_class
@@ -117,19 +116,14 @@ class MultimodalDataModule(pl.LightningDataModule):
         refuse_leakage(samples, self.allow_leakage, self.cache_dir)  # before any decoding
         for split in SPLITS:
             self.datasets[split] = self._load(split, samples[split])
+        self.decoding = self.decoding.fitted(self._train_statistics())
         self.skipped.update(getattr(self.layout, "bad_files", {}))  # unreadable folders
         counts = {s: len(d) for s, d in self.datasets.items()}
         log.info("data: %s, classes %s, modalities %s", counts, self.class_names, self.modalities)
 
     def _load(self, split: str, samples: list[Sample]) -> MultimodalDataset:
         arrays, bad_files = decoded_split(
-            samples,
-            self.modalities,
-            self.image_size,
-            self.audio,
-            self.cache_dir,
-            self.decode_workers,
-            self.ct_window,
+            samples, self.decoding, self.cache_dir, self.decode_workers
         )
         if bad_files and self.on_bad_file == "raise":
             _path, reason = next(iter(bad_files.items()))
@@ -159,7 +153,7 @@ class MultimodalDataModule(pl.LightningDataModule):
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def input_stats(self) -> dict[str, tuple[float, float]]:
+    def _train_statistics(self) -> dict[str, tuple[float, float]]:
         """Mean and std per modality, from the training split only (no test leakage)."""
         stats = {}
         for modality, array in self.datasets["train"].arrays.items():

@@ -184,8 +184,8 @@ def measured_on(records: Sequence[RunRecord]) -> list[str]:
     ]
     if layout:
         lines.append(f"- data generator: {', '.join(layout)}")
-    sizes = sorted({r.params.get("data/image_size") for r in records})
-    lines.append(f"- input size: `data.image_size` = {', '.join(map(str, sizes))}")
+    sizes = sorted({str(r.params.get("data/decoding/image_size")) for r in records})
+    lines.append(f"- input size: `data.decoding.image_size` = {', '.join(sizes)}")
     for split in ("train", "val", "test"):
         counts = sorted({r.tags.get(f"data.n_{split}") for r in records} - {None})
         if counts:  # several when modality subsets keep different patients, or per fold

@@ -112,7 +112,6 @@ def localise(
     reference = model.hparams.class_names.index(healthy) if healthy else None
     with torch.no_grad():
         preds = torch.cat([model(x).argmax(1) for x, _ in batch_loader(dataset, batch_size)])
-    size = datamodule.image_size
     shown = pd.read_csv(datamodule.layout.root / "findings.csv", dtype={"stem": str})
     shown = shown[shown.split == GENERATOR_SPLITS[split]].set_index("stem")  # per modality
     results = []
@@ -126,7 +125,7 @@ def localise(
             if alone and shown.loc[stem, others].any():
                 continue
             region = finding_region(spec, GENERATOR_SPLITS[split], stem, modality)
-            region = downsample_region(region, size)
+            region = downsample_region(region, datamodule.decoding[modality].size)
             if region.any():  # a finding smaller than half a pixel of the input is not scored
                 picked.append(i)
                 regions.append(region)
@@ -138,7 +137,7 @@ def localise(
             maps += list(cams[modality])
             grid = grids[modality]
         if picked:
-            half = math.ceil(size / grid / 2)
+            half = math.ceil(datamodule.decoding[modality].size / grid / 2)
             grown = [overlap(c, r, tolerance_px=half) for c, r in zip(maps, regions, strict=True)]
             exact = [overlap(c, r) for c, r in zip(maps, regions, strict=True)]
             results.append(Localisation(modality, grid, half, grown, exact))

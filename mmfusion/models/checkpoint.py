@@ -61,7 +61,7 @@ def load_classifier(path: str | Path) -> FusionClassifier:
     model = instantiate(cfg.model, _partial_=True)(
         net=net,
         class_names=hparams["class_names"],
-        input_stats=hparams["input_stats"],
+        decoding=hparams["decoding"],
         run_config=hparams["run_config"],
     )
     try:

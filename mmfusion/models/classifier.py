@@ -48,7 +48,7 @@ class FusionClassifier(pl.LightningModule):
         self,
         net: nn.Module,
         class_names: Sequence[str],
-        input_stats: Mapping[str, Sequence[float]],
+        decoding: Mapping[str, Mapping[str, Any]],
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
         augment: nn.Module | None = None,
@@ -73,9 +73,12 @@ class FusionClassifier(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.augment = augment
         self.modality_dropout = ModalityDropout(modality_dropout)
-        for modality, (mean, std) in input_stats.items():
-            self.register_buffer(f"mean_{modality}", torch.tensor(float(mean)))
-            self.register_buffer(f"std_{modality}", torch.tensor(float(std)))
+        # the decoding spec (plain data, see mmfusion.data.decoding.spec) travels in the
+        # checkpoint; its normalisation statistics, fitted on train, are applied here
+        for modality, spec in decoding.items():
+            stats = spec["normalisation"]
+            self.register_buffer(f"mean_{modality}", torch.tensor(float(stats["mean"])))
+            self.register_buffer(f"std_{modality}", torch.tensor(float(stats["std"])))
         num_classes = len(class_names)
         for split in ("train", "val", "test"):  # attributes, so Lightning moves and resets them
             setattr(

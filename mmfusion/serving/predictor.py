@@ -16,11 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from mmfusion.data.datamodule import _to_float
-from mmfusion.data.decoding.files import read_file
+from mmfusion.data.datamodule import to_float_tensor
+from mmfusion.data.decoding.spec import DecodingSpec
 from mmfusion.data.layouts.folders import DATA_EXTS, KAGGLE_MODALITY_DIRS
 from mmfusion.errors import ConfigError, DataError
 from mmfusion.models.checkpoint import load_classifier
@@ -34,11 +32,10 @@ class Predictor:
 
     def __init__(self, ckpt_path: str | Path) -> None:
         self.model = load_classifier(ckpt_path)
-        run_config = OmegaConf.create(self.model.hparams.run_config)
-        self.modalities: list[str] = list(run_config.modality.names)
+        # decoded exactly as in training: the spec saved in the checkpoint
+        self.decoding = DecodingSpec.from_dict(self.model.hparams.decoding)
+        self.modalities: list[str] = list(self.decoding)
         self.class_names: list[str] = list(self.model.hparams.class_names)
-        self.image_size = int(run_config.data.image_size)
-        self.audio = instantiate(run_config.data.audio)
         self.trained_for_missing = float(self.model.hparams.get("modality_dropout", 0.0)) > 0
 
     def check(self, files: Files) -> None:
@@ -59,7 +56,7 @@ class Predictor:
             if not any(mask):
                 continue  # no tensor at all: absent for the whole batch
             arrays = [
-                _to_float(read_file(Path(row[m]), self.image_size, self.audio)) if has else None
+                to_float_tensor(self.decoding.decode(m, row[m])) if has else None
                 for row, has in zip(rows, mask, strict=True)
             ]
             blank = torch.zeros_like(next(a for a in arrays if a is not None))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mmfusion.data.checker.inspect import inspect_file
-from mmfusion.data.decoding.files import CTWindow
+from mmfusion.data.decoding.window import CTWindow
 from mmfusion.data.layouts.splitting import SPLITS
 from mmfusion.errors import DataError, MmfusionError
 

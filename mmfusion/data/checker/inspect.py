@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mmfusion.data.decoding.files import CTWindow, load_wave, read_image
+from mmfusion.data.decoding.audio import load_wave
+from mmfusion.data.decoding.images import read_image
+from mmfusion.data.decoding.window import CTWindow
 from mmfusion.data.layouts.folders import AUDIO_EXTS
 from mmfusion.data.leakage import file_sha256
 from mmfusion.errors import DataError
