@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -30,13 +31,14 @@ import numpy as np
 from filelock import FileLock
 
 from mmfusion.data.decoding.files import CTWindow, read_image
-from mmfusion.data.layouts.folders import AUDIO_EXTS, Sample, patient_of
+from mmfusion.data.layouts.folders import AUDIO_EXTS, Sample
 from mmfusion.data.layouts.splitting import SPLITS
 from mmfusion.data.leakage import stat_key
-from mmfusion.errors import ConfigError, DataError
+from mmfusion.errors import ConfigError, DataError, MmfusionError
 
 log = logging.getLogger(__name__)
 POLICIES = ("report", "group", "drop")
+IMAGE_MODALITIES = ("ct", "cxr")  # audio has no perceptual hash
 DEFAULT_DISTANCE = 10
 PHASH_SIZE = 64  # decoded side length the perceptual hash is computed from
 # 16 x 16 = 256-bit pHash: re-encoded or resized copies stay within ~8 bits, while distinct chest
@@ -108,7 +110,12 @@ def clusters(size: int, links: Iterable[tuple[int, int]]) -> np.ndarray:
 
 
 class NearDuplicateLayout:
-    """Wraps a layout: applies `policy` (see the module docstring) to its train / val / test."""
+    """Wraps a layout: applies `policy` (see the module docstring) to its train / val / test.
+
+    Clusters are found once over every image modality the layout has (each modality read on its
+    own), so a patient lands in the same split whichever modalities a run uses; a layout whose
+    sample ids depend on the modalities (pseudo-patients) is clustered per run instead.
+    """
 
     def __init__(
         self,
@@ -129,6 +136,7 @@ class NearDuplicateLayout:
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.counts: dict[str, int] = {}
         self._resolved: dict[tuple[str, ...], dict[str, list[Sample]]] = {}
+        self._clusters: tuple[dict[str, str], dict[str, str]] | None = None
 
     def __getattr__(self, name: str):
         return getattr(self.layout, name)
@@ -144,36 +152,93 @@ class NearDuplicateLayout:
             return self.layout.samples(split, modalities)
         key = tuple(modalities)
         if key not in self._resolved:
-            self._resolved[key] = self._apply(
-                {s: self.layout.samples(s, modalities) for s in SPLITS}
-            )
+            split_of, anchor_of = self._scan()
+            by_split = {s: self.layout.samples(s, modalities) for s in SPLITS}
+            pool = [(s, x) for s in SPLITS for x in by_split[s]]
+            if any(x.sample_id not in split_of for _, x in pool):  # ids depend on modalities
+                split_of, anchor_of = self._cluster(pool, [(m, x) for m in key for _, x in pool])
+            self._resolved[key] = self._apply(pool, split_of, anchor_of)
         samples = self._resolved[key][split]
         if not samples:
             raise DataError(f"data.near_duplicates={self.policy} left no samples in {split!r}")
         return samples
 
-    def _apply(self, by_split: dict[str, list[Sample]]) -> dict[str, list[Sample]]:
-        pool = [(split, s) for split in SPLITS for s in by_split[split]]
-        # drop keeps patients where they are: it only thins out near-duplicates
-        component = self._components([s for _, s in pool], with_patients=self.policy == "group")
-        members: dict[int, list[int]] = {}
-        for index, c in enumerate(component):
-            members.setdefault(int(c), []).append(index)
+    def _scan(self) -> tuple[dict[str, str], dict[str, str]]:
+        """({sample id: split}, {sample id: its cluster's anchor}) over every image modality."""
+        if self._clusters is None:
+            pool, files = [], []
+            for modality in IMAGE_MODALITIES:
+                for split in SPLITS:
+                    try:
+                        found = self.layout.samples(split, [modality])
+                    except MmfusionError:  # a modality (or a split of it) the layout lacks
+                        continue
+                    pool += [(split, x) for x in found]
+                    files += [(modality, x) for x in found]
+            self._clusters = self._cluster(pool, files)
+        return self._clusters
+
+    def _cluster(
+        self, pool: list[tuple[str, Sample]], files: list[tuple[str, Sample]]
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Link the near-duplicate files of each modality (and, for group, each patient's
+        samples); each cluster's anchor is its smallest sample id."""
+        split_of = {x.sample_id: split for split, x in pool}
+        ids = sorted(split_of)
+        index = {sample_id: i for i, sample_id in enumerate(ids)}
+        links: list[tuple[int, int]] = []
+        for modality in dict.fromkeys(m for m, _ in files):
+            paths = {
+                x.sample_id: x.files[modality]
+                for m, x in files
+                if m == modality and x.files[modality].suffix.lower() not in AUDIO_EXTS
+            }
+            hashes = cached_phashes(paths.values(), self.window, self.cache_dir)
+            owners = list(paths)
+            found = near_pairs([hashes[paths[o]] for o in owners], self.distance)
+            links += [(index[owners[a]], index[owners[b]]) for a, b, _ in found]
+            log.info("%s: %d near-duplicate image pairs", modality, len(found))
+        if self.policy == "group":  # moving a cluster must not split a patient
+            first: dict[str, int] = {}
+            for _, x in pool:
+                if x.patient is not None:
+                    links.append(
+                        (first.setdefault(x.patient, index[x.sample_id]), index[x.sample_id])
+                    )
+        component = clusters(len(ids), links)
+        anchors: dict[int, str] = {}
+        for sample_id, c in zip(ids, component, strict=True):
+            anchors.setdefault(int(c), sample_id)  # ids are sorted: the first is the smallest
+        return split_of, {
+            sample_id: anchors[int(c)] for sample_id, c in zip(ids, component, strict=True)
+        }
+
+    def _apply(
+        self,
+        pool: list[tuple[str, Sample]],
+        split_of: dict[str, str],
+        anchor_of: dict[str, str],
+    ) -> dict[str, list[Sample]]:
         result: dict[str, list[Sample]] = {split: [] for split in SPLITS}
+        # group: clusters as found over all modalities; drop: the members this run has
+        everywhere = Counter(anchor_of.values())
+        here = Counter(anchor_of[x.sample_id] for _, x in pool)
+        sizes = everywhere if self.policy == "group" else here
+        kept: set[str] = set()
         moved = dropped = 0
-        for indices in members.values():
-            anchor = min(indices, key=lambda i: pool[i][1].sample_id)
-            split_of_anchor, anchor_sample = pool[anchor]
-            for i in indices:
-                split, sample = pool[i]
-                if self.policy == "drop" and i != anchor:
-                    dropped += 1
-                    continue
-                if len(indices) > 1:  # the cluster is one unit for k-fold, too
-                    sample = replace(sample, patient=patient_of(anchor_sample))
-                moved += split != split_of_anchor
-                result[split_of_anchor].append(sample)
-        grouped = sum(len(indices) > 1 for indices in members.values())
+        for split, sample in sorted(pool, key=lambda item: item[1].sample_id):
+            anchor = anchor_of[sample.sample_id]
+            if sizes[anchor] == 1:
+                result[split].append(sample)
+            elif self.policy == "drop":  # the first member present stays where it is
+                dropped += anchor in kept
+                if anchor not in kept:
+                    result[split].append(sample)
+                kept.add(anchor)
+            else:  # to the anchor's split, as one unit for k-fold too
+                moved += split != split_of[anchor]
+                result[split_of[anchor]].append(replace(sample, patient=f"cluster:{anchor}"))
+        grouped = sum(sizes[anchor] > 1 for anchor in here)
         self.counts = {"clusters": grouped, "moved": moved, "dropped": dropped}
         log.warning(
             "data.near_duplicates=%s (pHash distance <= %d): %d clusters of near-duplicate%s "
@@ -187,24 +252,3 @@ class NearDuplicateLayout:
             else f"{dropped} samples dropped, one kept per cluster",
         )
         return result
-
-    def _components(self, samples: list[Sample], with_patients: bool) -> np.ndarray:
-        """Cluster of each sample: near-duplicate images of one modality (and one patient)."""
-        links: list[tuple[int, int]] = []
-        for modality in samples[0].files if samples else []:
-            images = [
-                i
-                for i, s in enumerate(samples)
-                if s.files[modality].suffix.lower() not in AUDIO_EXTS
-            ]
-            hashes = cached_phashes(
-                [samples[i].files[modality] for i in images], self.window, self.cache_dir
-            )
-            found = near_pairs([hashes[samples[i].files[modality]] for i in images], self.distance)
-            links += [(images[a], images[b]) for a, b, _ in found]
-            log.info("%s: %d near-duplicate image pairs", modality, len(found))
-        first: dict[str, int] = {}
-        for i, sample in enumerate(samples):
-            if with_patients and sample.patient is not None:
-                links.append((first.setdefault(sample.patient, i), i))
-        return clusters(len(samples), links)
