@@ -127,7 +127,7 @@ def test_the_ece_interval_contains_the_estimate(seed):
     labels, probs = calibrated(600, seed)
     estimate = float(expected_calibration_error(labels, probs))
     low, high = bootstrap_ci(labels, probs[None], "ece", n_resamples=1000)
-    assert low <= estimate <= high
+    assert 0 <= low <= estimate <= high
     low, high = bootstrap_ci(labels, probs[None], "acc", n_resamples=1000)
     assert low <= float((probs.argmax(1) == labels).mean()) <= high
 

@@ -139,6 +139,8 @@ class NearDuplicateLayout:
         self._clusters: tuple[dict[str, str], dict[str, str]] | None = None
 
     def __getattr__(self, name: str):
+        if name == "layout" or name.startswith("__"):  # not set yet (unpickling, copying)
+            raise AttributeError(name)
         return getattr(self.layout, name)
 
     def prepare(self) -> None:

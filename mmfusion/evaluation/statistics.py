@@ -145,7 +145,7 @@ def bootstrap_ci(
     low, high = np.nanpercentile(distribution, [tail, 100 - tail])
     if CI_METHODS[metric] == "bias-shifted percentile":
         bias = float(np.nanmean(distribution)) - estimate  # Efron & Tibshirani 1993, ch. 10
-        low, high = low - bias, high - bias
+        low, high = max(low - bias, 0.0), high - bias  # an error cannot be negative
     return float(low), float(high)
 
 

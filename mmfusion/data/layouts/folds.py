@@ -31,6 +31,8 @@ class KFoldLayout:
         self.seed = seed
 
     def __getattr__(self, name: str):
+        if name == "layout" or name.startswith("__"):  # not set yet (unpickling, copying)
+            raise AttributeError(name)
         return getattr(self.layout, name)
 
     def prepare(self) -> None:
