@@ -61,9 +61,11 @@ def test_cli_json_reports_a_cross_split_duplicate_and_a_sample_rate_confound(tmp
     assert report["exact_duplicates_across_splits"] == [
         [f"{source} (train/covid)", f"{copy} (test/covid)"]
     ]
-    (confound,) = report["confounds"]
-    assert confound["modality"] == "cough" and confound["attribute"] == "sample_rate"
-    assert confound["precision"] == confound["recall"] == 1.0
+    confound = next(c for c in report["confounds"] if c["attribute"] == "sample_rate")
+    assert confound["modality"] == "cough" and confound["strength"] == "strong"
+    assert confound["effect"] == 1.0 and confound["shares"] == {"Healthy": 1.0, "covid": 0.0}
+    # 16 kHz recordings of the same length are also twice the bytes: a confound as well
+    assert {c["attribute"] for c in report["confounds"]} == {"sample_rate", "bytes"}
     assert report["counts"]["train"]["covid"] == {"ct": 4, "cxr": 4, "cough": 4, "paired": 4}
     assert report["audio"]["cough"]["Healthy"]["sample_rates"] == {"16000": 6}
 
@@ -78,8 +80,11 @@ def test_human_output_warns_loudly_and_a_clean_tree_passes(tmp_path, capsys):
     assert report["errors"] == 0 and kinds(report, "warning") == {"confound"}
     print_report(report, Console(width=200))
     out = capsys.readouterr().out
-    assert "LABEL CONFOUND cough: sample_rate == 16000 singles out class 'Healthy'" in out
-    assert "OK: 0 errors, 1 warnings, 36 files" in out
+    assert (
+        "LABEL CONFOUND cough sample_rate tracks the label: 16000 in 100% of Healthy vs 0% of "
+        in out
+    )
+    assert "OK: 0 errors, 2 warnings, 36 files" in out
 
 
 def test_near_duplicate_is_a_re_encoded_copy_across_splits(tmp_path):
@@ -157,6 +162,6 @@ def test_real_sample_confounds_are_found():
         REAL_SAMPLE, modality_dirs={"ct": "ct", "cxr": "cxr", "cough": "cough"}
     )
     report = audit(layout, ["cxr"], None, CheckOptions())
-    flagged = {(c["attribute"], c["class"]) for c in report["confounds"]}
+    flagged = {(c["attribute"], c["classes"][0]) for c in report["confounds"]}
     assert ("format", "covid") in flagged
     assert report["errors"] == 0 and report["files"] == 18

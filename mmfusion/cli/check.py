@@ -20,13 +20,26 @@ from rich.console import Console
 from mmfusion.cli.tool import CONFIG_DIR, one_line_errors
 from mmfusion.data.checker.audit import CheckOptions, audit
 from mmfusion.data.checker.console import print_report
+from mmfusion.data.splits import run_layout
 
 
 def check(cfg: DictConfig) -> int:
     """Run the checker on `cfg.data`; the exit status (0 clean or warnings only, 1 errors)."""
     options = CheckOptions(**{k: v for k, v in cfg.check.items() if k != "json"})
     layout = instantiate(cfg.data.layout)
+    if hasattr(layout, "on_bad_file"):
+        layout.on_bad_file = "skip"  # list unreadable folders instead of stopping at the first
     window = instantiate(cfg.data.decoding.ct.window) if "ct" in cfg.data.decoding else None
+    # the splits exactly as training builds them: near-duplicate policy, k-fold
+    layout = run_layout(
+        layout,
+        cfg.data.get("near_duplicates", "report"),
+        options.phash_distance,
+        window,
+        cfg.data.get("cache_dir"),
+        cfg.data.get("folds"),
+        cfg.data.get("fold"),
+    )
     report = audit(layout, list(cfg.modality.names), window, options)
     if cfg.check.json:
         print(json.dumps(report, indent=2, default=str))

@@ -28,6 +28,7 @@ def main(cfg: DictConfig) -> None:
         Path(cfg.out) if cfg.out else None,
         cfg.n_resamples,
         cfg.log,
+        cfg.get("reference"),
     )
     print(report.read_text())
     print(f"report: {report} (+ .html, .png, .csv)")

@@ -15,9 +15,10 @@ from mmfusion.data.blank import report_blank
 from mmfusion.data.cache import decoded_split
 from mmfusion.data.decoding.spec import DecodingSpec
 from mmfusion.data.layouts.folders import Sample, SplitFolderLayout
-from mmfusion.data.layouts.folds import KFoldLayout
 from mmfusion.data.leakage import refuse_leakage
 from mmfusion.data.loading import collate_batch, loader_options
+from mmfusion.data.near_duplicates import DEFAULT_DISTANCE
+from mmfusion.data.splits import run_layout
 from mmfusion.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,9 @@ class MultimodalDataModule(pl.LightningDataModule):
         folds: int | None = None,
         fold: int | None = None,
         healthy_class: str | None = None,
+        patient_key: str | None = None,  # like root: the layout reads it
+        near_duplicates: str = "report",
+        near_duplicate_distance: int = DEFAULT_DISTANCE,
     ) -> None:
         super().__init__()
         if on_bad_file not in BAD_FILE_POLICIES:
@@ -83,11 +87,15 @@ class MultimodalDataModule(pl.LightningDataModule):
             raise ConfigError("modality.names is empty: name at least one modality")
         if hasattr(layout, "on_bad_file"):  # one policy: unreadable folders follow it too
             layout.on_bad_file = on_bad_file
-        # k-fold CV (data.folds=K data.fold=i): train + valid re-split, test untouched
-        self.layout = KFoldLayout(layout, folds, fold) if folds else layout
         self.modalities = list(modalities)
         # fitted on the training split in `setup`: then it is what the checkpoint saves
         self.decoding = decoding.only(self.modalities)
+        window = self.decoding["ct"].window if "ct" in self.modalities else None
+        # near-duplicates grouped / dropped (data.near_duplicates), then k-fold CV
+        # (data.folds=K data.fold=i): train + valid re-split, test untouched
+        self.layout = run_layout(
+            layout, near_duplicates, near_duplicate_distance, window, cache_dir, folds, fold
+        )
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.decode_workers = decode_workers

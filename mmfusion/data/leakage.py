@@ -1,4 +1,5 @@
-"""The cheap leakage check run before training: byte-identical files in more than one split.
+"""The cheap leakage check run before training: byte-identical files, and patients
+(`data.patient_key`), in more than one split.
 
 Content hashes (SHA-256) are cached per file path, size and mtime, so a second run re-reads
 nothing. The full checks (near-duplicates, confounds) are in `python -m mmfusion.check`.
@@ -17,6 +18,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from mmfusion.data.layouts.folders import Sample
+from mmfusion.data.layouts.patients import OPTION
 from mmfusion.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,8 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _stat_key(path: Path) -> str:
+def stat_key(path: Path) -> str:
+    """What identifies one version of a file in a cache: path, size, modification time."""
     try:
         stat = path.stat()
     except OSError:
@@ -47,7 +50,7 @@ def sha256_of(paths: Iterable[Path], cache_dir: Path | None = None) -> dict[Path
             cached = {}
     digests, fresh = {}, {}
     for path in paths:
-        key = _stat_key(path)
+        key = stat_key(path)
         if key in cached:
             digests[path] = cached[key]
             continue
@@ -83,12 +86,41 @@ def cross_split_duplicates(
     return [g for g in groups.values() if len({split for split, *_ in g}) > 1]
 
 
+def patients_across_splits(
+    samples_by_split: Mapping[str, Sequence[Sample]],
+) -> dict[str, list[str]]:
+    """{patient: [split: sample id, ...]} of the patients (`Sample.patient`, set by
+    `data.patient_key`) whose samples lie in more than one split."""
+    where: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for split, samples in samples_by_split.items():
+        for sample in samples:
+            if sample.patient is not None:
+                where[sample.patient][split].append(sample.sample_id)
+    return {
+        patient: [f"{split}: {', '.join(ids)}" for split, ids in splits.items()]
+        for patient, splits in sorted(where.items())
+        if len(splits) > 1
+    }
+
+
 def refuse_leakage(
     samples_by_split: Mapping[str, Sequence[Sample]],
     allow_leakage: bool,
     cache_dir: Path | None = None,
 ) -> list[list[tuple[str, str, Path]]]:
-    """Raise when a file is shared across splits, unless `allow_leakage`; return the groups."""
+    """Raise when a file or a patient is shared across splits, unless `allow_leakage`; return
+    the groups of shared files."""
+    crossing = patients_across_splits(samples_by_split)
+    if crossing:
+        patient, places = next(iter(crossing.items()))
+        message = (
+            f"leakage: {len(crossing)} patient(s) ({OPTION}) have files in more than one split, "
+            f"e.g. {patient} in {'; '.join(places)}; split by patient (e.g. drop the split / fold "
+            "column so the layout splits by patient_key)"
+        )
+        if not allow_leakage:
+            raise DataError(f"{message}; data.allow_leakage=true trains anyway")
+        log.warning("%s (allowed by data.allow_leakage=true)", message)
     groups = cross_split_duplicates(samples_by_split, cache_dir)
     if not groups:
         return groups

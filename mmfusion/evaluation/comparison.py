@@ -3,8 +3,11 @@
 Reads finished runs back from MLflow (a multirun's children, or a whole experiment), recomputes
 accuracy, macro-F1, macro-AUROC and ECE from each run's `test_predictions.csv` (and checks them
 against the logged `test/*` metrics), and writes a report: mean +- std over replicates (seeds,
-CV folds), 95% bootstrap CIs over test patients, exact McNemar tests of every configuration
-against the best, a bar chart, markdown + HTML. The report is logged to the parent MLflow run.
+CV folds), 95% bootstrap CIs over test patients, the validation score and epochs each run's
+early stopping selected, paired tests of every configuration against the reference (the best on
+validation, or one the user fixes; never chosen on test), the k-fold interval with Nadeau and
+Bengio's correction, a bar chart, markdown + HTML. The report is logged to the parent MLflow run.
+Each statistical choice is explained in docs/statistics.md.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmfusion.errors import MmfusionError
+from mmfusion.errors import ConfigError, MmfusionError
 from mmfusion.evaluation.statistics import (
+    CI_METHODS,
     METRIC_FUNCTIONS,
     METRIC_TITLES,
     METRICS,
@@ -31,7 +35,10 @@ from mmfusion.evaluation.statistics import (
     combine_replicate_pvalues,
     holm_adjust,
     mcnemar_pvalue,
+    nadeau_bengio_interval,
+    patient_signflip_pvalue,
     run_metrics,
+    unpaired_pvalue,
 )
 from mmfusion.tracking.runs import (
     REPLICATE_KEYS,
@@ -49,6 +56,11 @@ ALPHA = 0.05
 LOGGED_TOLERANCE = 1e-4  # the CSV stores float32 probabilities as text
 
 
+NOT_COMPARABLE = "not comparable: no shared test patients"
+# data params that say which data a run was tested on (fold / test-fold keys are replicates)
+DATA_SOURCE_KEYS = ("data/_target_", "data/root", "data/manifest", "data/layout/_target_")
+
+
 @dataclass
 class ConfigResult:
     """One configuration: its replicate runs, their metrics and the CIs of the mean."""
@@ -59,6 +71,7 @@ class ConfigResult:
     sample_ids: list[str]
     labels: np.ndarray
     probs: np.ndarray  # (replicates, patients, classes), rows aligned on sample_ids
+    patients: list[str] | None = None  # the person of each sample (data.patient_key)
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     test: dict[str, float | int | str] = field(default_factory=dict)
 
@@ -69,22 +82,52 @@ class ConfigResult:
         values = [m[metric] for m in self.per_run]
         return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
-    def replicate_t_interval(self, metric: str) -> tuple[float, float]:
-        """95% Student-t interval of the mean across replicates (the classic k-fold CV CI)."""
-        from scipy import stats
+    @property
+    def val_score(self) -> float:
+        """Mean over replicates of the validation score each run's checkpoint was chosen on."""
+        best = [r.best_val[1] for r in self.runs if r.best_val is not None]
+        return float(np.mean(best)) if best else float("nan")
 
-        values = np.array([m[metric] for m in self.per_run])
-        if len(values) < 2:
-            return (float("nan"), float("nan"))
-        low, high = stats.t.interval(
-            0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values)
-        )
-        return float(low), float(high)
+    def epochs(self) -> str:
+        """'best 6.5 of 11 run (max 30; 1/2 stopped early)': what early stopping selected."""
+        runs = [r for r in self.runs if r.best_val is not None]
+        if not runs:
+            return "not logged"
+        best = np.mean([r.best_val[0] + 1 for r in runs])
+        ran = np.mean([len(r.val_history) for r in runs])
+        limits = {r.max_epochs for r in runs} - {None}
+        text = f"best {best:.3g} of {ran:.3g} run"
+        if limits:
+            stopped = sum(
+                r.max_epochs is not None and len(r.val_history) < r.max_epochs for r in runs
+            )
+            text += (
+                f" (max {'/'.join(map(str, sorted(limits)))}; {stopped}/{len(runs)} stopped early)"
+            )
+        return text
+
+    def fold_interval(self, metric: str) -> tuple[float, float, float]:
+        """Mean and 95% interval over the replicate runs with Nadeau & Bengio's corrected
+        variance, n_train / n_test from each run's logged split sizes (NaN without them)."""
+        scores = [m[metric] for m in self.per_run]
+        sizes = [
+            (int(r.tags["data.n_train"]), int(r.tags["data.n_test"]))
+            for r in self.runs
+            if "data.n_train" in r.tags and "data.n_test" in r.tags
+        ]
+        if not sizes:
+            return float(np.mean(scores)), float("nan"), float("nan")
+        n_train, n_test = np.mean(sizes, axis=0)
+        return nadeau_bengio_interval(scores, float(n_train), float(n_test))
 
     def correct(self, replicate: tuple[str, ...], ids: Sequence[str]) -> np.ndarray:
         run = next(r for r in self.runs if r.replicate == replicate)
         frame = run.predictions.set_index("sample_id").loc[list(ids)]
         return frame["pred"].to_numpy() == frame["label"].to_numpy()
+
+    def mean_correct(self) -> np.ndarray:
+        """Per test sample, the share of replicates that classified it correctly."""
+        return (self.probs.argmax(-1) == self.labels[None]).mean(0)
 
 
 def _aligned(runs: Sequence[RunRecord]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -103,7 +146,8 @@ def _aligned(runs: Sequence[RunRecord]) -> tuple[list[str], np.ndarray, np.ndarr
 
 
 def summarise(records: Sequence[RunRecord], n_resamples: int) -> list[ConfigResult]:
-    """Per configuration: per-run metrics, mean, std and bootstrap CI; best first."""
+    """Per configuration: per-run metrics, mean, std and bootstrap CI (in no particular order:
+    `order_by_validation` ranks them)."""
     groups: dict[str, list[RunRecord]] = defaultdict(list)
     for record in records:
         groups[record.label].append(record)
@@ -115,43 +159,113 @@ def summarise(records: Sequence[RunRecord], n_resamples: int) -> list[ConfigResu
             run_metrics(*(a[0] if a.ndim == 3 else a for a in _aligned([r])[1:])) for r in runs
         ]
         ids, labels, probs = _aligned(runs)
-        result = ConfigResult(label, runs, per_run, ids, labels, probs)
+        first = runs[0].predictions.set_index("sample_id")
+        patients = list(first.loc[ids, "patient"].astype(str)) if "patient" in first else None
+        result = ConfigResult(label, runs, per_run, ids, labels, probs, patients)
         result.ci = {m: bootstrap_ci(labels, probs, m, n_resamples) for m in METRIC_FUNCTIONS}
         results.append(result)
-    return sorted(results, key=lambda r: (-r.mean("acc"), -r.mean("f1"), -r.mean("auroc")))
+    return results
 
 
-def test_against_best(results: list[ConfigResult]) -> None:
-    """Exact McNemar per shared replicate (same seed / fold, same patients), combined, Holm."""
-    best, others = results[0], results[1:]
-    best.test = {"verdict": "best"}
+def order_by_validation(
+    results: list[ConfigResult], reference: str | None = None
+) -> list[ConfigResult]:
+    """The reference first, then the others by validation score; never by a test result.
+
+    The reference is the configuration named by `reference` (its exact label, or a part that
+    names exactly one), else the one with the best mean validation score (the monitored metric
+    at each run's selected checkpoint).
+    """
+    higher = results[0].runs[0].higher_is_better
+    scored = [r for r in results if np.isfinite(r.val_score)]
+    ranked = sorted(scored, key=lambda r: (-r.val_score if higher else r.val_score, r.label))
+    ranked += sorted((r for r in results if r not in scored), key=lambda r: r.label)
+    if reference is None:
+        if not scored:
+            raise ConfigError(
+                "no run logged its validation metric, so no reference can be chosen on "
+                "validation: name one with reference=LABEL (labels: "
+                f"{', '.join(r.label for r in results)})"
+            )
+        return ranked
+    named = [r for r in results if r.label == reference] or [
+        r for r in results if reference in r.label
+    ]
+    if len(named) != 1:
+        raise ConfigError(
+            f"reference={reference!r} names {len(named)} configurations; use one of: "
+            + ", ".join(r.label for r in results)
+        )
+    return [named[0], *(r for r in ranked if r is not named[0])]
+
+
+def _same_data(a: ConfigResult, b: ConfigResult) -> bool:
+    """Tested on the same data source (so an unpaired test compares like with like)."""
+    params = a.runs[0].params, b.runs[0].params
+    return all(params[0].get(k) == params[1].get(k) for k in DATA_SOURCE_KEYS)
+
+
+def _paired(reference: ConfigResult, other: ConfigResult, ids: list[str]) -> dict:
+    """Per shared replicate (same seed / fold): exact McNemar on the shared test samples, or the
+    per-patient sign-flip test when a patient has several of them; combined."""
+    shared = sorted({r.replicate for r in reference.runs} & {r.replicate for r in other.runs})
+    patients = None
+    if reference.patients is not None:
+        person = dict(zip(reference.sample_ids, reference.patients, strict=True))
+        patients = [person[i] for i in ids]
+        if len(set(patients)) == len(patients):
+            patients = None  # one sample per patient: McNemar is exact
+    pvalues, reference_only, other_only = [], 0, 0
+    for replicate in shared:
+        a, b = reference.correct(replicate, ids), other.correct(replicate, ids)
+        if patients is None:
+            p, x, y = mcnemar_pvalue(a, b)
+        else:
+            p, x, y = patient_signflip_pvalue(a, b, patients)
+        pvalues.append(p)
+        reference_only, other_only = reference_only + x, other_only + y
+    return {
+        "test": "McNemar (exact)" if patients is None else "sign-flip over patients",
+        "pairs": len(shared),
+        "patients": len(ids) if patients is None else len(set(patients)),
+        "p_per_replicate": pvalues,
+        "p": combine_replicate_pvalues(pvalues),
+        "reference_only_correct": reference_only,
+        "other_only_correct": other_only,
+    }
+
+
+def test_against_reference(results: list[ConfigResult]) -> None:
+    """Every configuration against the reference (`results[0]`): a paired test on the test
+    patients they share; with none shared, 'not comparable' and an unpaired test where both
+    were tested on the same data; Holm-adjusted across the comparisons."""
+    reference, others = results[0], results[1:]
+    reference.test = {"verdict": "reference"}
     raw = []
     for other in others:
-        shared = sorted({r.replicate for r in best.runs} & {r.replicate for r in other.runs})
-        ids = [i for i in best.sample_ids if i in set(other.sample_ids)]
-        pvalues, best_only, other_only = [], 0, 0
-        for replicate in shared:
-            p, b, c = mcnemar_pvalue(best.correct(replicate, ids), other.correct(replicate, ids))
-            pvalues.append(p)
-            best_only, other_only = best_only + b, other_only + c
-        other.test = {
-            "pairs": len(shared),
-            "patients": len(ids),
-            "p_per_replicate": pvalues,
-            "p": combine_replicate_pvalues(pvalues),
-            "best_only_correct": best_only,
-            "other_only_correct": other_only,
-        }
+        ids = [i for i in reference.sample_ids if i in set(other.sample_ids)]
+        if ids:
+            other.test = _paired(reference, other, ids)
+        elif _same_data(reference, other):
+            other.test = {
+                "test": "Welch (unpaired)",
+                "patients": 0,
+                "p": unpaired_pvalue(reference.mean_correct(), other.mean_correct()),
+                "not_comparable": True,
+            }
+        else:
+            other.test = {"test": "none (different data)", "patients": 0, "p": float("nan")}
+            other.test["not_comparable"] = True
         raw.append(other.test["p"])
     for other, adjusted in zip(others, holm_adjust(raw), strict=True):
         other.test["p_holm"] = adjusted
-        other.test["verdict"] = (
-            "no shared seed"
-            if not np.isfinite(adjusted)
-            else "significant"
-            if adjusted < ALPHA
-            else "n.s."
-        )
+        if not np.isfinite(adjusted):
+            verdict = NOT_COMPARABLE if other.test.get("not_comparable") else "no shared seed"
+        else:
+            verdict = "significant" if adjusted < ALPHA else "n.s."
+            if other.test.get("not_comparable"):
+                verdict = f"{NOT_COMPARABLE}; unpaired: {verdict}"
+        other.test["verdict"] = verdict
 
 
 def logged_mismatches(results: Sequence[ConfigResult]) -> tuple[int, float, list[str]]:
@@ -203,7 +317,7 @@ def measured_on(records: Sequence[RunRecord]) -> list[str]:
 
 
 def _replicate_name(run: RunRecord) -> str:
-    named = zip(("seed", "fold"), run.replicate, strict=True)
+    named = zip(("seed", "fold", "test fold"), run.replicate, strict=True)
     return ", ".join(f"{name} {value}" for name, value in named if value not in ("-", "None"))
 
 
@@ -214,11 +328,16 @@ def _cell(result: ConfigResult, metric: str) -> str:
 
 def _verdict(result: ConfigResult) -> str:
     test = result.test
-    if test.get("verdict") == "best":
-        return "**best**"
+    if test.get("verdict") == "reference":
+        return "**reference**"
     if "p" not in test or not np.isfinite(test["p"]):
         return str(test.get("verdict", ""))
-    return f"p={test['p']:.3g}, Holm {test['p_holm']:.3g}: {test['verdict']}"
+    return f"{test['test']} p={test['p']:.3g}, Holm {test['p_holm']:.3g}: {test['verdict']}"
+
+
+def _selection(result: ConfigResult) -> str:
+    score = result.val_score
+    return f"{score:.3f}" if np.isfinite(score) else "not logged"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
@@ -228,12 +347,18 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]
 
 
 SIGNIFICANCE = (
-    "Every configuration is tested against the best (highest mean accuracy) with an exact "
-    "McNemar test (statsmodels) on the correct / wrong outcomes of the same test patients, "
-    "once per shared replicate (same seed or fold). The per-replicate tests share their "
-    "patients, so they are combined by twice the mean of their p-values (valid under any "
-    "dependence; Fisher's method would assume independence), then Holm-adjusted across the "
-    f"comparisons. Significant: Holm-adjusted p < {ALPHA}."
+    "The reference is the configuration with the best mean validation score (the monitored "
+    "metric at the checkpoint each run's early stopping selected), unless fixed with "
+    "`reference=LABEL`: never a test result. Every other configuration is tested against it "
+    "on the test patients both predicted, once per shared replicate (same seed or fold): exact "
+    "McNemar test on correct / wrong outcomes, or, when a patient (`data.patient_key`) has "
+    "several test samples, a sign-flip permutation test over patients. The per-replicate tests "
+    "share their patients, so they are combined by twice the mean of their p-values (valid "
+    "under any dependence; Fisher's method would assume independence). Two configurations "
+    f"without shared test patients are '{NOT_COMPARABLE}'; if they were tested on the same "
+    "data, an unpaired Welch test of per-patient correctness is given instead. p-values are "
+    f"Holm-adjusted across the comparisons. Significant: Holm-adjusted p < {ALPHA}. "
+    "docs/statistics.md explains each choice."
 )
 
 
@@ -246,6 +371,7 @@ def markdown(
     figure: str,
 ) -> str:
     titles = [METRIC_TITLES[m] for m in METRICS]
+    monitor = records[0].monitor
     lines = [
         f"# {title}",
         "",
@@ -259,13 +385,26 @@ def markdown(
         "## Results (test set)",
         "",
         "Each cell: mean ± std over replicate runs (seeds / folds) [95% bootstrap CI of that "
-        f"mean over test patients, percentile method, {n_resamples} resamples, "
-        "scipy.stats.bootstrap]. ECE: lower is better; being biased upwards under resampling, "
-        "its interval can lie above the estimate. Sorted by mean accuracy.",
+        f"mean over test patients, {n_resamples} resamples, scipy.stats.bootstrap: BCa for "
+        f"accuracy, F1 and AUROC; ECE ({CI_METHODS['ece']}), lower is better, is biased "
+        "upwards under resampling, so its percentile interval is shifted by the bootstrap bias "
+        f"estimate]. `{monitor}` (validation): the score each run's checkpoint was selected on, "
+        "mean over replicates; epochs: where early stopping found that checkpoint, of the "
+        "epochs run. Sorted by validation score, the reference first.",
         "",
         *_table(
-            ["configuration", "runs", *titles, "vs best (McNemar)"],
-            [[r.label, len(r.runs), *(_cell(r, m) for m in METRICS), _verdict(r)] for r in results],
+            ["configuration", "runs", f"{monitor} (val)", "epochs", *titles, "vs reference"],
+            [
+                [
+                    r.label,
+                    len(r.runs),
+                    _selection(r),
+                    r.epochs(),
+                    *(_cell(r, m) for m in METRICS),
+                    _verdict(r),
+                ]
+                for r in results
+            ],
         ),
         "",
         f"![metrics with 95% bootstrap CIs]({figure})",
@@ -276,44 +415,50 @@ def markdown(
         "",
     ]
     not_significant = [r.label for r in results[1:] if r.test.get("verdict") == "n.s."]
+    apart = [r.label for r in results[1:] if str(r.test.get("verdict")).startswith(NOT_COMPARABLE)]
     if not_significant:
         lines.append(
-            f"**Not significantly different from the best ({results[0].label}):** "
+            f"**Not significantly different from the reference ({results[0].label}):** "
             + "; ".join(not_significant)
         )
-    elif len(results) > 1:
-        lines.append("Every configuration differs significantly from the best.")
-    else:
+    elif len(results) > 1 and len(apart) < len(results) - 1:
+        lines.append(
+            "Every configuration tested pairwise differs significantly from the reference."
+        )
+    elif len(results) == 1:
         lines.append("Only one configuration: nothing to test.")
+    if apart:
+        lines.append(f"**{NOT_COMPARABLE.capitalize()} with the reference:** " + "; ".join(apart))
     rows = [
         [
             r.label,
             r.test.get("pairs", 0),
             r.test.get("patients", 0),
-            r.test.get("best_only_correct", 0),
+            r.test.get("reference_only_correct", 0),
             r.test.get("other_only_correct", 0),
             ", ".join(f"{p:.3g}" for p in r.test.get("p_per_replicate", [])),
         ]
         for r in results[1:]
     ]
-    header = ["configuration", "replicate pairs", "patients", "only best correct"]
+    header = ["configuration", "replicate pairs", "patients", "only reference correct"]
     lines += ["", *_table([*header, "only this correct", "p per replicate"], rows)]
-    if any(r.params.get("data/fold") not in (None, "None") for r in records):
+    fold_keys = ("data/fold", "data/layout/test_fold")
+    if any(r.params.get(k) not in (None, "None") for r in records for k in fold_keys):
         rows = []
         for result in results:
-            intervals = [result.replicate_t_interval(m) for m in METRICS]
+            intervals = [result.fold_interval(m) for m in METRICS]
             rows.append(
-                [result.label]
-                + [
-                    f"{result.mean(m):.3f} [{lo:.3f}, {hi:.3f}]"
-                    for m, (lo, hi) in zip(METRICS, intervals, strict=True)
-                ]
+                [result.label] + [f"{mean:.3f} [{lo:.3f}, {hi:.3f}]" for mean, lo, hi in intervals]
             )
         lines += [
             "",
             "## Across folds",
             "",
-            "Mean and 95% Student-t interval across the replicate runs (folds x seeds).",
+            "Mean and 95% interval across the replicate runs (folds x seeds) with Nadeau and "
+            "Bengio's (2003) corrected variance (1/J + n_test/n_train) s^2, t with J - 1 "
+            "degrees of freedom (Bouckaert & Frank 2004): folds share most of their training "
+            "data, so the plain t-interval over folds is too narrow. n_train, n_test: the "
+            "logged split sizes (`data.n_train`, `data.n_test`).",
             "",
             *_table(["configuration", *titles], rows),
         ]
@@ -364,10 +509,9 @@ def bar_chart(results: list[ConfigResult], path: Path) -> Path:
         colors = [
             "tab:green" if i == 0 else "tab:gray" if r.test.get("verdict") == "n.s." else "tab:blue"
             for i, r in enumerate(results)
-        ]
+        ]  # reference (chosen on validation) first
         ax.barh(y, means, color=colors, alpha=0.75)
-        # the CI as its own segment: a percentile interval need not contain the mean (ECE is
-        # biased upwards under resampling, so its interval can lie above the estimate)
+        # the CI as its own segment (a bootstrap interval need not be symmetric about the mean)
         ax.errorbar((low + high) / 2, y, xerr=(high - low) / 2, fmt="none", ecolor="k", capsize=3)
         for i, r in enumerate(results):
             ax.plot([m[metric] for m in r.per_run], [i] * len(r.per_run), "k.", markersize=4)
@@ -377,7 +521,8 @@ def bar_chart(results: list[ConfigResult], path: Path) -> Path:
     axes[0].set_yticks(y, labels)
     axes[0].invert_yaxis()
     fig.suptitle(
-        "green: best; gray: not significantly different from it (McNemar, Holm); dots: runs",
+        "green: reference (best on validation); gray: not significantly different from it "
+        "(paired test, Holm); dots: runs",
         fontsize=9,
     )
     with warnings.catch_warnings():
@@ -404,7 +549,12 @@ def html(markdown_text: str, title: str) -> str:
 def summary_frame(results: list[ConfigResult]) -> pd.DataFrame:
     rows = []
     for r in results:
-        row = {"configuration": r.label, "runs": len(r.runs)}
+        row = {
+            "configuration": r.label,
+            "runs": len(r.runs),
+            "val_score": r.val_score,
+            "epochs": r.epochs(),
+        }
         for m in METRICS:
             row |= {
                 f"{m}_mean": r.mean(m),
@@ -413,8 +563,9 @@ def summary_frame(results: list[ConfigResult]) -> pd.DataFrame:
                 f"{m}_ci_high": r.ci[m][1],
             }
         row |= {
-            "mcnemar_p": r.test.get("p"),
-            "mcnemar_p_holm": r.test.get("p_holm"),
+            "test": r.test.get("test"),
+            "p": r.test.get("p"),
+            "p_holm": r.test.get("p_holm"),
             "verdict": r.test.get("verdict"),
         }
         rows.append(row)
@@ -427,14 +578,16 @@ def write_report(
     out_dir: Path,
     n_resamples: int = 2000,
     title: str = "mmfusion comparison",
+    reference: str | None = None,
 ) -> Path:
-    """Write comparison.md / .html / .csv / .json and the bar chart; returns the markdown path."""
+    """Write comparison.md / .html / .csv / .json and the bar chart; returns the markdown path.
+    `reference`: the configuration to test the others against (default: best on validation)."""
     if not records:
         raise MmfusionError("no finished runs with test predictions to compare")
     out_dir.mkdir(parents=True, exist_ok=True)
     label_configurations(records)
-    results = summarise(records, n_resamples)
-    test_against_best(results)
+    results = order_by_validation(summarise(records, n_resamples), reference)
+    test_against_reference(results)
     figure = bar_chart(results, out_dir / "comparison.png")
     text = markdown(results, records, skipped, n_resamples, title, figure.name)
     (out_dir / "comparison.md").write_text(text)
@@ -455,6 +608,7 @@ def compare(
     out_dir: Path | None = None,
     n_resamples: int = 2000,
     log_to_mlflow: bool = True,
+    reference: str | None = None,
 ) -> Path:
     """Select the runs, write the report, log it to the parent run (or a new comparison run)."""
     client = client_for(tracking_uri)
@@ -475,6 +629,7 @@ def compare(
         n_resamples,
         title=f"mmfusion comparison: {experiment}"
         + (f", multirun {parent_run_id[:8]}" if parent_run_id else ""),
+        reference=reference,
     )
     if log_to_mlflow:
         run_id = parent_run_id

@@ -13,7 +13,8 @@ from rich.table import Table
 def write_predictions(
     path: Path, samples: Sequence, probs: np.ndarray, class_names: Sequence[str]
 ) -> Path:
-    """One row per test patient: id, true / predicted label, class probabilities, its files.
+    """One row per test sample: id, its patient (with `data.patient_key`), true / predicted
+    label, class probabilities, its files.
 
     This file is what the comparison report's bootstrap and McNemar tests are computed from.
     """
@@ -28,6 +29,13 @@ def write_predictions(
             "pred_name": [class_names[i] for i in probs.argmax(axis=1)],
         }
     )
+    patients = [getattr(s, "patient", None) for s in samples]
+    if any(p is not None for p in patients):  # data.patient_key: several samples per person
+        frame.insert(
+            1,
+            "patient",
+            [p if p is not None else s.sample_id for p, s in zip(patients, samples, strict=True)],
+        )
     for i, name in enumerate(class_names):
         frame[f"prob_{name}"] = probs[:, i]
     for modality in samples[0].files:

@@ -29,7 +29,8 @@ LABEL_TAGS = ("fusion", "backbone", "modality")
 
 @dataclass
 class RunRecord:
-    """One finished run: its config, logged metrics and test predictions."""
+    """One finished run: its config, logged metrics, test predictions, and the history of the
+    validation metric its checkpoint and early stopping were selected on."""
 
     run_id: str
     name: str
@@ -39,10 +40,33 @@ class RunRecord:
     predictions: pd.DataFrame
     label: str = ""
     replicate: tuple[str, ...] = field(default_factory=tuple)
+    # (epoch, value) of the monitored validation metric, one per validation epoch
+    val_history: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def class_names(self) -> list[str]:
         return [c.removeprefix("prob_") for c in self.predictions.columns if c.startswith("prob_")]
+
+    @property
+    def monitor(self) -> str:
+        return self.params.get("monitor", "val/acc")
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.params.get("monitor_mode", "max") == "max"
+
+    @property
+    def best_val(self) -> tuple[int, float] | None:
+        """(epoch, value) of the first best validation score: the checkpoint that was tested."""
+        if not self.val_history:
+            return None
+        sign = 1 if self.higher_is_better else -1
+        return max(self.val_history, key=lambda item: (sign * item[1], -item[0]))
+
+    @property
+    def max_epochs(self) -> int | None:
+        value = self.params.get("trainer/max_epochs")
+        return int(value) if value not in (None, "None", "") else None
 
 
 def client_for(tracking_uri: str):
@@ -91,17 +115,31 @@ def load_records(client, runs: Sequence) -> tuple[list[RunRecord], list[str]]:
             except Exception:  # MLflow raises several types for a missing artifact
                 skipped.append(f"{name} ({run.info.run_id[:8]}): no {PREDICTIONS}")
                 continue
+            params = dict(run.data.params)
             records.append(
                 RunRecord(
                     run.info.run_id,
                     name,
-                    dict(run.data.params),
+                    params,
                     dict(run.data.tags),
                     dict(run.data.metrics),
-                    pd.read_csv(path, dtype={"sample_id": str}),
+                    pd.read_csv(path, dtype={"sample_id": str, "patient": str}),
+                    val_history=validation_history(
+                        client, run.info.run_id, params.get("monitor", "val/acc")
+                    ),
                 )
             )
     return records, skipped
+
+
+def validation_history(client, run_id: str, monitor: str) -> list[tuple[int, float]]:
+    """(epoch, value) of `monitor` per validation epoch; the epoch is the one Lightning logged
+    at the same step (0-based), else the position in the history."""
+    history = sorted(
+        client.get_metric_history(run_id, monitor), key=lambda m: (m.step, m.timestamp)
+    )
+    epochs = {m.step: int(m.value) for m in client.get_metric_history(run_id, "epoch")}
+    return [(epochs.get(m.step, i), float(m.value)) for i, m in enumerate(history)]
 
 
 def _bookkeeping(key: str, value: str, params: dict[str, str]) -> bool:

@@ -1,9 +1,11 @@
 """The dataset checker's findings, as one JSON-ready report.
 
-Counts per split x class x modality, unpaired patients, unreadable files, duplicates across
-splits (exact: SHA-256; near: perceptual hash of the decoded image), image and audio statistics,
-and label confounds: a file property (format, mode, size, sample rate, channels) that singles
-out one class almost perfectly, which a network learns instead of the disease.
+Counts per split x class x modality, unpaired patients, patients (`data.patient_key`) with files
+in more than one split, unreadable files, duplicates across splits (exact: SHA-256; near:
+perceptual hash of the decoded image), image and audio statistics, label confounds (a file
+property whose distribution differs between classes, fully or partly: `confounds`), and the
+metadata-only classifier's accuracy against chance (`metadata_baseline`): what a network can
+learn instead of the disease.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from mmfusion.data.checker.confounds import find_confounds
 from mmfusion.data.checker.inspect import inspect_file
+from mmfusion.data.checker.metadata_baseline import fit_metadata_baseline, metadata_tables
 from mmfusion.data.decoding.window import CTWindow
 from mmfusion.data.layouts.splitting import SPLITS
+from mmfusion.data.leakage import patients_across_splits
 from mmfusion.errors import DataError, MmfusionError
 
 log = logging.getLogger(__name__)
-IMAGE_ATTRIBUTES = ("format", "mode", "size")
-AUDIO_ATTRIBUTES = ("format", "sample_rate", "channels")
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,10 @@ class CheckOptions:
     min_audio_seconds: float = 0.5
     silence_dbfs: float = -60.0
     confound_min_files: int = 5
-    confound_threshold: float = 0.95
+    confound_alpha: float = 0.01
+    confound_partial: float = 0.2
+    confound_strong: float = 0.5
+    metadata_baseline: bool = True
     max_listed: int = 20
     workers: int = 1
 
@@ -75,7 +81,7 @@ def _collect(layout, modalities: Sequence[str], report: Report) -> list[dict[str
     """One record per (split, class, modality, file), plus the counts table and unpaired ids."""
     classes = layout.classes(modalities)
     report.sections["classes"] = classes
-    records, counts, unpaired = [], {}, {}
+    records, counts, unpaired, by_split = [], {}, {}, {}
     for split in SPLITS:
         counts[split] = {name: dict.fromkeys([*modalities, "paired"], 0) for name in classes}
         for modality in modalities:
@@ -84,11 +90,20 @@ def _collect(layout, modalities: Sequence[str], report: Report) -> list[dict[str
             except MmfusionError as err:
                 report.add("error", "layout", str(err))
                 continue
+            by_split.setdefault(split, []).extend(samples)
             for sample in samples:
                 name = classes[sample.label]
                 counts[split][name][modality] += 1
-                path = sample.files[modality]
-                records.append({"split": split, "class": name, "modality": modality, "path": path})
+                records.append(
+                    {
+                        "split": split,
+                        "class": name,
+                        "label": name,
+                        "modality": modality,
+                        "sample_id": sample.sample_id,
+                        "path": sample.files[modality],
+                    }
+                )
         try:
             paired = layout.samples(split, modalities) if len(modalities) > 1 else []
         except MmfusionError as err:
@@ -113,7 +128,26 @@ def _collect(layout, modalities: Sequence[str], report: Report) -> list[dict[str
         )
     for folder, reason in getattr(layout, "bad_files", {}).items():
         report.add("error", "unreadable", reason, [folder])
+    _patients_across_splits(by_split, report)
     return records
+
+
+def _patients_across_splits(by_split: dict[str, list], report: Report) -> None:
+    """Patients (`data.patient_key`) with files in more than one split: leakage."""
+    unique = {
+        split: list({s.sample_id: s for s in samples}.values())
+        for split, samples in by_split.items()
+    }
+    crossing = patients_across_splits(unique)
+    report.sections["patients_across_splits"] = crossing
+    if crossing:
+        report.add(
+            "error",
+            "patient_leak",
+            f"LEAKAGE: {len(crossing)} patient(s) (data.patient_key) have files in more than "
+            "one split; let the layout split by patient (e.g. no split / fold column)",
+            [f"{patient}: {'; '.join(places)}" for patient, places in crossing.items()],
+        )
 
 
 def _inspect(records: list[dict[str, Any]], window: CTWindow, options: CheckOptions) -> None:
@@ -201,69 +235,50 @@ def _near_duplicates(records: list[dict[str, Any]], report: Report, distance: in
             "error",
             "duplicate_near",
             f"LEAKAGE: {len(pairs)} image pairs across splits are near-duplicates "
-            f"(perceptual hash distance <= {distance}; check them, e.g. re-encoded copies)",
+            f"(perceptual hash distance <= {distance}: re-encoded copies, neighbouring slices); "
+            "data.near_duplicates=group keeps each cluster in one split, =drop keeps one file",
             pairs,
         )
 
 
-def _value(record: dict[str, Any], attribute: str) -> str:
-    if attribute == "size":
-        return f"{record['width']}x{record['height']}"
-    return str(record[attribute])
-
-
 def _confounds(records: list[dict[str, Any]], report: Report, options: CheckOptions) -> None:
-    """Flag file properties whose value (or its absence) marks one class almost exclusively."""
-    found = []
-    for modality in sorted({r["modality"] for r in records}):
-        for kind, attributes in (("image", IMAGE_ATTRIBUTES), ("audio", AUDIO_ATTRIBUTES)):
-            group = [r for r in records if r["modality"] == modality and r.get("kind") == kind]
-            class_sizes = Counter(r["class"] for r in group)
-            if len(class_sizes) < 2:
-                continue
-            for attribute in attributes:
-                values = [_value(r, attribute) for r in group]
-                if len(set(values)) < 2:
-                    continue
-                seen: set[frozenset[int]] = set()
-                for value in sorted(set(values)):
-                    for negate in (False, True):
-                        members = frozenset(
-                            i for i, v in enumerate(values) if (v == value) ^ negate
-                        )
-                        if members in seen or not 0 < len(members) < len(group):
-                            continue
-                        everyone = frozenset(range(len(group)))
-                        seen |= {members, everyone - members}  # a split is reported once
-                        name, hits = Counter(group[i]["class"] for i in members).most_common(1)[0]
-                        precision, recall = hits / len(members), hits / class_sizes[name]
-                        if (
-                            hits >= options.confound_min_files
-                            and min(precision, recall) >= options.confound_threshold
-                        ):
-                            condition = f"{attribute} {'!=' if negate else '=='} {value}"
-                            found.append(
-                                {
-                                    "modality": modality,
-                                    "attribute": attribute,
-                                    "condition": condition,
-                                    "class": name,
-                                    "precision": round(precision, 3),
-                                    "recall": round(recall, 3),
-                                    "message": (
-                                        f"{modality}: {condition} singles out class {name!r} "
-                                        f"({hits}/{class_sizes[name]} of {name} files have it, "
-                                        f"{hits}/{len(members)} files with it are {name})"
-                                    ),
-                                }
-                            )
+    """File properties whose distribution differs between classes (`confounds`)."""
+    found = find_confounds(
+        records,
+        options.confound_alpha,
+        options.confound_partial,
+        options.confound_strong,
+        options.confound_min_files,
+    )
     report.sections["confounds"] = found
     for confound in found:
+        if confound["strength"] == "strong":
+            report.add(
+                "warning",
+                "confound",
+                f"LABEL CONFOUND {confound['message']}: a model can learn the file property "
+                "instead of the disease; normalise it away or report results per source",
+            )
+        else:
+            report.add(
+                "warning", "confound_partial", f"partial label confound {confound['message']}"
+            )
+
+
+def _metadata_baseline(records: list[dict[str, Any]], report: Report) -> None:
+    """Train a classifier on file metadata only; its validation accuracy against chance."""
+    try:
+        baseline = fit_metadata_baseline(metadata_tables(records))
+    except DataError as err:
+        report.add("warning", "metadata_baseline", f"metadata-only classifier not fitted: {err}")
+        return
+    report.sections["metadata_baseline"] = baseline.as_dict()
+    score = baseline.scores.get("val")
+    if score is not None and score.above_chance:
         report.add(
             "warning",
-            "confound",
-            f"LABEL CONFOUND {confound['message']}: a model can learn the file property "
-            "instead of the disease; normalise it away or report results per source",
+            "confound_metadata",
+            f"LABEL CONFOUND {baseline.summary()[0]}: file properties alone predict the label",
         )
 
 
@@ -329,6 +344,13 @@ def _grouped(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict]]
     return dict(sorted(groups.items()))
 
 
+def _innermost(layout):
+    """The layout under the near-duplicate and k-fold wrappers."""
+    while "layout" in vars(layout):
+        layout = layout.layout
+    return layout
+
+
 def audit(
     layout, modalities: Sequence[str], window: CTWindow | None, options: CheckOptions
 ) -> dict[str, Any]:
@@ -338,7 +360,7 @@ def audit(
         layout.on_bad_file = "skip"  # list unreadable folders instead of stopping at the first
     layout.prepare()
     report.sections["data"] = {
-        "layout": type(layout).__name__,
+        "layout": type(_innermost(layout)).__name__,
         "root": str(getattr(layout, "root", "")),
         "modalities": list(modalities),
     }
@@ -347,6 +369,8 @@ def audit(
     except DataError as err:
         report.add("error", "layout", str(err))
         return report.as_dict()
+    if getattr(layout, "policy", "report") != "report":
+        report.sections["data"]["near_duplicates"] = {"policy": layout.policy, **layout.counts}
     log.info("inspecting %d files", len(records))
     _inspect(records, window or CTWindow(), options)
     unreadable = [f"{r['error']} ({r['split']}/{r['class']})" for r in records if r["error"]]
@@ -357,5 +381,7 @@ def audit(
     _near_duplicates(readable, report, options.phash_distance)
     _stats(readable, report, options)
     _confounds(readable, report, options)
+    if options.metadata_baseline:
+        _metadata_baseline(readable, report)
     report.sections["files"] = len(records)
     return report.as_dict()

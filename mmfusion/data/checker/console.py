@@ -72,6 +72,29 @@ def _stats_tables(report: dict) -> list[Table]:
     return tables
 
 
+def _baseline_table(baseline: dict) -> Table:
+    features = ", ".join(baseline["features"]) or "none varying"
+    drops = [f"{k} {v:+.2f}" for k, v in baseline["importance"].items() if v > 0][:3]
+    table = Table(
+        title="Metadata-only classifier (file properties, no content; fitted on train)",
+        caption=f"{baseline['model']} on {baseline['n_train']} train samples; features: "
+        f"{features}" + (f"; val accuracy drop when permuted: {', '.join(drops)}" if drops else ""),
+    )
+    for column in ("split", "samples", "accuracy", "95% CI", "chance", "p (> chance)"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for split, s in baseline["scores"].items():
+        style = "bold yellow" if s["above_chance"] else ""
+        table.add_row(
+            split,
+            str(s["n"]),
+            f"[{style}]{s['accuracy']:.3f}[/]" if style else f"{s['accuracy']:.3f}",
+            f"{s['ci'][0]:.3f}-{s['ci'][1]:.3f}",
+            f"{s['chance']:.3f}",
+            f"{s['p_value']:.2g}",
+        )
+    return table
+
+
 def print_report(report: dict, console: Console) -> None:
     data = report.get("data", {})
     console.print(
@@ -82,6 +105,8 @@ def print_report(report: dict, console: Console) -> None:
         console.print(_counts_table(report))
     for table in _stats_tables(report):
         console.print(table)
+    if report.get("metadata_baseline"):
+        console.print(_baseline_table(report["metadata_baseline"]))
     for finding in report["findings"]:
         style = LEVEL_STYLE.get(finding["level"], "")
         console.print(

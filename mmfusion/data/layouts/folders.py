@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from mmfusion.data.layouts.patients import regex_patient_key
 from mmfusion.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -24,11 +25,21 @@ KAGGLE_SPLIT_DIRS = {"train": "train", "val": "valid", "test": "test"}
 
 @dataclass(frozen=True)
 class Sample:
-    """One patient: a label and one file per modality."""
+    """One patient (or one file of a patient): a label and one file per modality.
+
+    `patient` is the key that must keep every file of a person in one split: the value of
+    `data.patient_key` when set (several samples may share it), else None (each sample alone).
+    """
 
     sample_id: str
     label: int
     files: Mapping[str, Path]
+    patient: str | None = None
+
+
+def patient_of(sample: Sample) -> str:
+    """The unit splits and folds keep together: the patient key, else the stem."""
+    return sample.patient if sample.patient is not None else sample.sample_id.rsplit("/", 1)[-1]
 
 
 def _list_dir(folder: Path, bad_folders: dict[str, str] | None = None) -> list[Path]:
@@ -96,6 +107,7 @@ class SplitFolderLayout:
     With `on_bad_file="skip"` an unreadable class folder is recorded in `bad_files` and read as
     empty (its patients then lack that modality and are dropped, counted); otherwise it raises.
     `unpaired[split]` lists the stems dropped by the last `samples(split, ...)` call.
+    `patient_key` (a regex on the paths, see `layouts.patients`) names each sample's patient.
     """
 
     def __init__(
@@ -104,11 +116,13 @@ class SplitFolderLayout:
         split_dirs: Mapping[str, str] = KAGGLE_SPLIT_DIRS,
         modality_dirs: Mapping[str, str] = KAGGLE_MODALITY_DIRS,
         on_bad_file: str = "raise",
+        patient_key: str | None = None,
     ) -> None:
         self.root = Path(root).expanduser()
         self.split_dirs = dict(split_dirs)
         self.modality_dirs = dict(modality_dirs)
         self.on_bad_file = on_bad_file
+        self.patient_key = regex_patient_key(patient_key)
         self.bad_files: dict[str, str] = {}
         self.unpaired: dict[str, list[str]] = {}
 
@@ -169,6 +183,8 @@ class SplitFolderLayout:
         report_dropped(split, modalities, dropped)
         if not samples:
             raise DataError(f"no paired samples in split {split!r} under {self.root}")
+        if self.patient_key:
+            samples = [replace(s, patient=self.patient_key.of_files(s.files)) for s in samples]
         return samples
 
 
@@ -182,6 +198,7 @@ class SyntheticLayout(SplitFolderLayout):
         image_size: int = 128,
         finding_prob: Mapping[str, float] | None = None,
         seed: int = 0,
+        patient_key: str | None = None,
     ) -> None:
         from mmfusion.data.synthetic import SyntheticSpec
 
@@ -190,7 +207,7 @@ class SyntheticLayout(SplitFolderLayout):
             per_class=dict(per_class), image_size=image_size, seed=seed, **kwargs
         )
         self.parent = Path(parent)
-        super().__init__(self.parent / f"synthetic-{self.spec.key()}")
+        super().__init__(self.parent / f"synthetic-{self.spec.key()}", patient_key=patient_key)
 
     def prepare(self) -> None:
         from mmfusion.data.synthetic import ensure_synthetic

@@ -1,6 +1,7 @@
 """k-fold cross-validation as a layout: train + valid re-split into folds, test untouched.
 
-Folds are stratified by class and grouped by patient (the file stem), so one patient's files
+Folds are stratified by class and grouped by patient (`data.patient_key`, else the file stem:
+`patient_of`), so one patient's files
 never sit on both sides of a fold; they depend only on the pooled samples and a fixed seed, so
 every run (any training seed, any modality subset of the same patients) sees the same folds.
 """
@@ -9,15 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mmfusion.data.layouts.folders import Sample
+from mmfusion.data.layouts.folders import Sample, patient_of
 from mmfusion.errors import ConfigError
 
+__all__ = ["FOLD_SEED", "KFoldLayout", "patient_of"]
 FOLD_SEED = 0
-
-
-def patient_of(sample: Sample) -> str:
-    """The patient key: the stem, whatever class folder it sits in."""
-    return sample.sample_id.rsplit("/", 1)[-1]
 
 
 class KFoldLayout:
@@ -34,6 +31,8 @@ class KFoldLayout:
         self.seed = seed
 
     def __getattr__(self, name: str):
+        if name == "layout" or name.startswith("__"):  # not set yet (unpickling, copying)
+            raise AttributeError(name)
         return getattr(self.layout, name)
 
     def prepare(self) -> None:

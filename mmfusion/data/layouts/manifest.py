@@ -5,8 +5,10 @@ cross-validation: `test_fold=i` tests on fold i, validates on `val_fold`, defaul
 trains on the rest), and one path column per modality (`ct`, `cxr`, `cough`), relative to the
 CSV's folder. An empty cell means the patient
 has no file of that modality: such a patient is dropped (and counted) from runs that use that
-modality, and kept by runs that do not. Without a `split` column the patients are split here,
-seeded and stratified by label. Paths that leave the data root are refused unless allowed.
+modality, and kept by runs that do not. Without a `split` column the rows are split here,
+seeded and stratified by label: by `patient_id`, or by `patient_key` (a column such as
+`source_patient`, or a regex on the paths) when rows are files of a person who has several.
+Paths that leave the data root are refused unless allowed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from mmfusion.data.layouts.folders import Sample, report_dropped
-from mmfusion.data.layouts.splitting import SPLITS, assign_splits
+from mmfusion.data.layouts.patients import OPTION, PatientKey
+from mmfusion.data.layouts.splitting import SPLITS, assign_grouped_splits, assign_splits
 from mmfusion.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ class ManifestLayout:
         on_bad_file: str = "raise",
         test_fold: int | None = None,
         val_fold: int | None = None,
+        patient_key: str | None = None,
     ) -> None:
         self.path = Path(path).expanduser()
         self.root = Path(root).expanduser() if root else self.path.parent
@@ -53,6 +57,8 @@ class ManifestLayout:
         self.on_bad_file = on_bad_file
         self.test_fold = test_fold
         self.val_fold = val_fold
+        self.patient_key = patient_key or None
+        self.patients: pd.Series | None = None  # the patient of each row, with a patient_key
         self.bad_files: dict[str, str] = {}
         self.unpaired: dict[str, list[str]] = {}
         self._table: pd.DataFrame | None = None
@@ -91,8 +97,31 @@ class ManifestLayout:
                 f"manifest {self.path}: patient_id appears on more than one row: "
                 f"{', '.join(repeated[:5])} (one row per patient; a patient in two splits leaks)"
             )
+        self.patients = self._patients(table)
         table["split"] = self._splits(table)
         return table
+
+    def _patients(self, table: pd.DataFrame) -> pd.Series | None:
+        """The `patient_key` column, or the regex's patient of each row's files."""
+        if self.patient_key is None:
+            return None
+        if self.patient_key in table.columns:
+            values = table[self.patient_key]
+            if (values == "").any():
+                row = int((values == "").idxmax()) + 2
+                raise DataError(f"manifest {self.path} line {row}: empty {self.patient_key}")
+            return values
+        key = PatientKey(self.patient_key)
+        modalities = [c for c in MODALITY_COLUMNS if c in table.columns]
+        return pd.Series(
+            [
+                key.of_files({m: Path(row[m]) for m in modalities if row[m]})
+                if any(row[m] for m in modalities)
+                else row["patient_id"]
+                for row in table.to_dict("records")
+            ],
+            index=table.index,
+        )
 
     def _splits(self, table: pd.DataFrame) -> pd.Series:
         if "fold" in table.columns and "split" not in table.columns:
@@ -110,10 +139,15 @@ class ManifestLayout:
                 )
             return table["split"].str.lower().map(SPLIT_NAMES)
         by_label = table.groupby("label")["patient_id"].apply(list).to_dict()
-        assigned = assign_splits(by_label, self.split_sizes, self.seed)
+        if self.patients is None:
+            assigned = assign_splits(by_label, self.split_sizes, self.seed)
+        else:
+            group_of = dict(zip(table["patient_id"], self.patients, strict=True))
+            assigned = assign_grouped_splits(by_label, group_of, self.split_sizes, self.seed)
         log.info(
-            "manifest %s has no split column: seeded split by patient, stratified by label, %s",
+            "manifest %s has no split column: seeded split by %s, stratified by label, %s",
             self.path,
+            "patient_id" if self.patients is None else f"{OPTION}={self.patient_key}",
             self.split_sizes,
         )
         return pd.Series(
@@ -182,14 +216,15 @@ class ManifestLayout:
         classes = self.classes(modalities)
         rows = self.table[self.table["split"] == split]
         samples, dropped = [], []
-        for row in rows.itertuples(index=False):
+        for row in rows.itertuples():
             patient, cells = row.patient_id, {m: getattr(row, m) for m in modalities}
             missing = [m for m, cell in cells.items() if not cell]
             if missing:
                 dropped.append(f"{row.label}/{patient} (no {'/'.join(missing)})")
                 continue
             files = {m: self._resolve(cell, patient, m) for m, cell in cells.items()}
-            samples.append(Sample(str(patient), classes.index(row.label), files))
+            person = None if self.patients is None else str(self.patients[row.Index])
+            samples.append(Sample(str(patient), classes.index(row.label), files, person))
         self.unpaired[split] = dropped
         report_dropped(split, modalities, dropped)
         if not samples:

@@ -23,7 +23,8 @@ from mmfusion.data.layouts.folders import (
     files_by_stem,
     report_dropped,
 )
-from mmfusion.data.layouts.splitting import assign_splits
+from mmfusion.data.layouts.patients import regex_patient_key
+from mmfusion.data.layouts.splitting import assign_grouped_splits, assign_splits
 from mmfusion.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,9 @@ class CxrCtCoughLayout(SplitFolderLayout):
         split_sizes: Mapping[str, float] = SEED_STUDY_SIZES,
         seed: int = 0,
         on_bad_file: str = "raise",
+        patient_key: str | None = None,
     ) -> None:
-        super().__init__(root, split_dirs, modality_dirs, on_bad_file)
+        super().__init__(root, split_dirs, modality_dirs, on_bad_file, patient_key)
         self.split_sizes = dict(split_sizes)
         self.seed = seed
         self.presplit: bool | None = None
@@ -102,13 +104,18 @@ class CxrCtCoughLayout(SplitFolderLayout):
 
     @cache  # noqa: B019 - one layout object per data module; the split must not change
     def _assignment(self, class_name: str) -> dict[str, str]:
-        """{stem: split} over the stems of every modality folder present."""
-        stems: set[str] = set()
+        """{stem: split} over the stems of every modality folder present (with a patient key:
+        each patient's stems together)."""
+        stems: dict[str, Path] = {}
         for directory in self.modality_dirs.values():
             folder = self.root / directory / class_name
             if folder.is_dir():
-                stems |= set(files_by_stem(folder, self._bad_folders))
-        return assign_splits({class_name: sorted(stems)}, self.split_sizes, self.seed)[class_name]
+                stems = files_by_stem(folder, self._bad_folders) | stems
+        ids = {class_name: sorted(stems)}
+        if self.patient_key:
+            group_of = {stem: self.patient_key.of_path(path) for stem, path in stems.items()}
+            return assign_grouped_splits(ids, group_of, self.split_sizes, self.seed)[class_name]
+        return assign_splits(ids, self.split_sizes, self.seed)[class_name]
 
 
 class CovidXrayCtLayout:
@@ -126,8 +133,10 @@ class CovidXrayCtLayout:
         split_sizes: Mapping[str, float] | None = None,
         seed: int = 0,
         on_bad_file: str = "raise",
+        patient_key: str | None = None,
     ) -> None:
         self.root = Path(root).expanduser()
+        self.patient_key = regex_patient_key(patient_key)
         self.modality_dirs = dict(modality_dirs or {"ct": "CT", "cxr": "X-ray"})
         self.split_sizes = dict(split_sizes or {"train": 0.8, "val": 0.1, "test": 0.1})
         self.seed = seed
@@ -173,7 +182,13 @@ class CovidXrayCtLayout:
         folder = self.root / self.modality_dirs[modality] / class_name
         bad = self.bad_files if self.on_bad_file == "skip" else None
         files = {p.name: p for p in files_by_stem(folder, bad).values()}
-        assigned = assign_splits({class_name: list(files)}, self.split_sizes, self.seed)
+        if self.patient_key:  # a patient's images (e.g. CT slices) in one split
+            group_of = {name: self.patient_key.of_path(path) for name, path in files.items()}
+            assigned = assign_grouped_splits(
+                {class_name: list(files)}, group_of, self.split_sizes, self.seed
+            )
+        else:
+            assigned = assign_splits({class_name: list(files)}, self.split_sizes, self.seed)
         by_split: dict[str, list[Path]] = {"train": [], "val": [], "test": []}
         for name, split in sorted(assigned[class_name].items()):
             by_split[split].append(files[name])
@@ -201,7 +216,10 @@ class CovidXrayCtLayout:
                 if any(p.parent.name != name for p in files.values()):  # labels must agree
                     raise DataError(f"pseudo-patient labels disagree: {files} for class {name}")
                 key = "+".join(p.stem for p in files.values())
-                samples.append(Sample(f"{name}/{key}", label, files))
+                patient = None
+                if self.patient_key:  # the pseudo-patient: its people, one per modality
+                    patient = "+".join(self.patient_key.of_path(p) for p in files.values())
+                samples.append(Sample(f"{name}/{key}", label, files, patient))
         self.unpaired[split] = dropped
         report_dropped(split, modalities, dropped)
         if not samples:

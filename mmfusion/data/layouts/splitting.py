@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -78,3 +79,31 @@ def assign_splits(
                 assignment[class_name][id_] = split
             start += counts[split]
     return assignment
+
+
+def assign_grouped_splits(
+    ids_by_class: Mapping[str, Sequence[str]],
+    group_of: Mapping[str, str],
+    sizes: Mapping[str, float],
+    seed: int,
+) -> dict[str, dict[str, str]]:
+    """As `assign_splits`, but whole groups (patients: `group_of[id]`) go to one split.
+
+    Groups are what is counted and stratified: each group under the class most of its ids have
+    (ties: the first class name), so a patient with files in two classes is not split either.
+    """
+    members: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for class_name, ids in ids_by_class.items():
+        for id_ in ids:
+            members[group_of[id_]].append((class_name, id_))
+    groups_by_class: dict[str, list[str]] = {name: [] for name in ids_by_class}
+    for group, items in members.items():
+        counts = Counter(name for name, _ in items)
+        groups_by_class[min(counts, key=lambda name: (-counts[name], name))].append(group)
+    by_group = {}
+    for assigned in assign_splits(groups_by_class, sizes, seed).values():
+        by_group |= assigned
+    return {
+        name: {id_: by_group[group_of[id_]] for id_ in ids if group_of[id_] in by_group}
+        for name, ids in ids_by_class.items()
+    }
