@@ -1,8 +1,11 @@
 """Where training time goes, side by side in one process, on the default data and config.
 
     python benchmarks/throughput.py                       # default config (early, ResNet-18)
-    python benchmarks/throughput.py fusion=intermediate --batches 4
+    python benchmarks/throughput.py fusion=intermediate throughput.batches=4
     python benchmarks/throughput.py trainer=gpu model.channels_last=true model.compile=true
+
+A Hydra app of conf/throughput.yaml: the training job's config with its overrides, plus the
+`throughput.*` options (batches, repeats, cold_samples, wall); its files go to the run dir.
 
 Rows (each with its target and pass/fail):
   a. Lightning training loop vs a plain PyTorch loop: same model, batches, optimizer type, both
@@ -12,38 +15,33 @@ Rows (each with its target and pass/fail):
   c. end-to-end epoch (Lightning, default callbacks, validation, checkpoint) vs pure compute of
      the same steps on synthetic in-memory tensors (>= 0.9)
   d. inference latency (batch 1) and throughput (batch 64), fp32 and bf16 (no target)
-Rows a and c alternate the two sides --repeats times and report the median of the per-pair
-ratios, so a shared machine's noise hits both sides of a pair alike.
+Rows a and c alternate the two sides `throughput.repeats` times and report the median of the
+per-pair ratios, so a shared machine's noise hits both sides of a pair alike.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
 import os
 import platform
 import statistics
-import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
+import hydra
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import open_dict
+from omegaconf import DictConfig
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from mmfusion.data.cache import decoded_split  # noqa: E402
-from mmfusion.data.loading import available_cpus  # noqa: E402
-from mmfusion.models.classifier import FusionClassifier  # noqa: E402
+from mmfusion.cli.tool import CONFIG_DIR
+from mmfusion.data.cache import decoded_split
+from mmfusion.data.loading import available_cpus
+from mmfusion.evaluation.markdown import markdown_table
+from mmfusion.models.classifier import FusionClassifier
 
 ROWS: list[tuple[str, str, str, str]] = []  # (measure, value, target, verdict)
 
@@ -88,17 +86,6 @@ def row(measure: str, value: str, target: str = "-", passed: bool | None = None)
     verdict = "info" if passed is None else ("PASS" if passed else "FAIL")
     ROWS.append((measure, value, target, verdict))
     print(f"  {measure}: {value}  [{target}] {verdict}", flush=True)
-
-
-def load_config(overrides: list[str], out_dir: Path):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(out_dir)
-        cfg.hydra.runtime.cwd = os.getcwd()
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    return cfg
 
 
 def build_model(cfg, datamodule) -> FusionClassifier:
@@ -245,23 +232,13 @@ def machine() -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m mmfusion")
-    parser.add_argument(
-        "--batches", type=int, default=None, help="training batches per timing (default: an epoch)"
-    )
-    parser.add_argument(
-        "--repeats", type=int, default=5, help="interleaved repeats (median of the pair ratios)"
-    )
-    parser.add_argument("--cold-samples", type=int, default=128, help="patients decoded cold")
-    parser.add_argument("--wall", action="store_true", help="wall time on CPU too (unshared)")
-    args = parser.parse_args()
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="throughput")
+def main(cfg: DictConfig) -> None:
+    options = cfg.throughput
     warnings.filterwarnings("ignore")  # keep the output to the figures
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 
-    work = Path(tempfile.mkdtemp(prefix="mmfusion-bench-"))
-    cfg = load_config(args.overrides, work / "run")
+    work = Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
     print(f"machine: {machine()}; load average at start {os.getloadavg()[0]:.1f}")
     datamodule = instantiate(cfg.data)
@@ -269,20 +246,20 @@ def main() -> None:
     datamodule.setup("fit")
     model = build_model(cfg, datamodule)
     device = device_of(cfg)
-    CLOCK.cpu = device.type == "cpu" and not args.wall
+    CLOCK.cpu = device.type == "cpu" and not options.wall
     model.to(device)
     loader = datamodule.train_dataloader()
     # a whole epoch by default, so per-epoch costs (validation, checkpoint) weigh as in a real run
-    args.batches = args.batches or len(loader)
-    real = list(itertools.islice(loader, args.batches))
+    batches = options.batches or len(loader)
+    real = list(itertools.islice(loader, batches))
     samples = sum(len(labels) for _, labels in real)
     val_batches = len(datamodule.val_dataloader())
     print(
         f"config: fusion={cfg.fusion._target_.rsplit('.', 1)[1]} backbone={cfg.backbone.name} "
         f"modalities={list(cfg.modality.names)} image_size={cfg.data.decoding.image_size} "
         f"batch_size={cfg.data.batch_size} precision={cfg.trainer.precision}; "
-        f"{args.batches} training batches ({samples} samples) and {val_batches} validation "
-        f"batches per timing, {args.repeats} interleaved repeats; timings in {CLOCK.unit}",
+        f"{batches} training batches ({samples} samples) and {val_batches} validation "
+        f"batches per timing, {options.repeats} interleaved repeats; timings in {CLOCK.unit}",
         flush=True,
     )
 
@@ -292,12 +269,12 @@ def main() -> None:
     plain_s, lightning_s = [], []
     bar = cfg.callbacks.get("progress_bar")
     progress = [instantiate(bar)] if bar else []
-    for _ in range(args.repeats):
+    for _ in range(options.repeats):
         plain_s.append(plain_train(model, real, optimizer, cfg, device))
         fixed = _Fixed(datamodule, real)
         # the second epoch: the first pays for the fresh optimizer's state, which the plain
         # loop's reused optimizer already holds; both sides are then in steady state
-        lightning_s.append(lightning_fit(cfg, model, fixed, args.batches, 0, progress, False, 2))
+        lightning_s.append(lightning_fit(cfg, model, fixed, batches, 0, progress, False, 2))
     plain_rate = samples / statistics.median(plain_s)
     lightning_rate = samples / statistics.median(lightning_s)
     row("a. training, plain PyTorch loop", f"{plain_rate:.1f} {CLOCK.rate}")
@@ -308,7 +285,7 @@ def main() -> None:
 
     # b. data loading: cold decode vs warm cache, against the training consumption rate
     consumption = max(plain_rate, lightning_rate)
-    subset = datamodule.layout.samples("train", datamodule.modalities)[: args.cold_samples]
+    subset = datamodule.layout.samples("train", datamodule.modalities)[: options.cold_samples]
     # CPU time cannot see decode worker processes: decode in this process when timing CPU
     decode_workers = 1 if CLOCK.cpu else datamodule.decode_workers
     start = CLOCK.now()
@@ -320,7 +297,7 @@ def main() -> None:
     )
     cold_rate = len(subset) / (CLOCK.now() - start)
     warm_s = float("inf")
-    for _ in range(args.repeats + 1):
+    for _ in range(options.repeats + 1):
         start = CLOCK.now()
         warm_n = sum(len(labels) for _, labels in loader)
         warm_s = min(warm_s, CLOCK.now() - start)
@@ -342,7 +319,7 @@ def main() -> None:
     synthetic_val = synthetic_batches(val_real)
     plain_eval(model, synthetic_val[:1], cfg, device)
     compute_s, e2e_s = [], []
-    for repeat in range(args.repeats):
+    for repeat in range(options.repeats):
         compute_s.append(
             plain_train(model, synthetic, optimizer, cfg, device)
             + plain_eval(model, synthetic_val, cfg, device)
@@ -356,9 +333,7 @@ def main() -> None:
             if isinstance(callback, pl.callbacks.ModelCheckpoint):
                 callback.dirpath = str(work / f"checkpoints{repeat}")
         csv = pl.loggers.CSVLogger(work / "csv")
-        e2e_s.append(
-            lightning_fit(cfg, model, datamodule, args.batches, val_batches, callbacks, csv)
-        )
+        e2e_s.append(lightning_fit(cfg, model, datamodule, batches, val_batches, callbacks, csv))
     compute_median = statistics.median(compute_s)
     row("c. pure compute, synthetic in-memory tensors", f"{compute_median:.2f} {CLOCK.unit}")
     row(
@@ -370,14 +345,12 @@ def main() -> None:
 
     # d. inference
     example = {m: x for m, x in val_real[0][0].items()}
-    measure_inference(model, example, device, args.repeats)
+    measure_inference(model, example, device, options.repeats)
     if not torch.cuda.is_available():
         row("GPU (bf16, channels_last, compile on/off)", "not measured on GPU")
 
     print(f"\nload average at end {os.getloadavg()[0]:.1f}; machine: {machine()}\n")
-    print("| measure | value | target | result |\n| --- | --- | --- | --- |")
-    for measure, value, target, verdict in ROWS:
-        print(f"| {measure} | {value} | {target} | {verdict} |")
+    print(markdown_table(["measure", "value", "target", "result"], ROWS))
     failed = [r for r in ROWS if r[3] == "FAIL"]
     print(f"\n{'all targets met' if not failed else f'{len(failed)} target(s) missed'}")
 

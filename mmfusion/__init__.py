@@ -1,6 +1,6 @@
-"""mmfusion: compare how and where CT, chest X-ray and cough-sound modalities are fused."""
+"""mmfusion: compare how and where CT, chest X-ray and cough-sound modalities are fused.
 
-from mmfusion.training.resolvers import register as _register_resolvers
+Imports nothing, so that every layer may read `__version__` (the entry points register the
+configs' resolvers: `mmfusion.cli`)."""
 
 __version__ = "0.2.0"
-_register_resolvers()

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 from PIL import Image
+from rich.console import Console
 
 from conftest import REAL_SAMPLE, decoding, make_tree, run_cli
 from mmfusion.data.checker.audit import CheckOptions, audit
+from mmfusion.data.checker.console import print_report
 from mmfusion.data.datamodule import MultimodalDataModule
 from mmfusion.data.layouts.folders import SplitFolderLayout
 from mmfusion.data.layouts.public import CxrCtCoughLayout
@@ -165,3 +167,50 @@ def test_real_sample_confounds_are_found():
     flagged = {(c["attribute"], c["classes"][0]) for c in report["confounds"]}
     assert ("format", "covid") in flagged
     assert report["errors"] == 0 and report["files"] == 18
+
+
+def test_a_transfer_source_holding_copies_of_the_data_is_an_error_naming_each(tmp_path):
+    """check.against: a byte-identical copy and a re-encoded, resized one are both found; a
+    source with neither passes."""
+    root = make_tree(tmp_path / "tree", {"train": 2, "valid": 1, "test": 1})
+    test_xray = root / "test" / "CXR" / "covid" / "covidtest0.png"
+    rng = np.random.default_rng(7)
+    scales = [rng.integers(0, 255, (k, k), np.uint8) for k in (4, 8, 16, 32, 96)]
+    texture = sum(np.asarray(Image.fromarray(s).resize((96, 96)), float) for s in scales) / 5
+    image = Image.fromarray(texture.astype(np.uint8))  # structure at every scale, as an X-ray
+    image.save(test_xray)
+    source = tmp_path / "source"
+    (source / "normal").mkdir(parents=True)
+    shutil.copy(root / "train" / "CXR" / "Healthy" / "Healthytrain1.png", source / "normal")
+    image.resize((48, 48)).save(source / "normal" / "recoded.jpg", quality=80)
+    report = audit(SplitFolderLayout(root), ["cxr"], None, CheckOptions(against=(str(source),)))
+    overlaps = [f for f in report["findings"] if f["kind"] == "overlap"]
+    assert [(f["level"], f["count"]) for f in overlaps] == [("error", 1), ("error", 1)]
+    (identical,), (recoded,) = (f["items"] for f in overlaps)
+    assert identical.startswith(str(root / "train" / "CXR" / "Healthy" / "Healthytrain1.png"))
+    assert f"{test_xray} (test/covid) ~ {source / 'normal' / 'recoded.jpg'}" in recoded
+    assert report["overlap"] == {str(source): 2}
+
+    for copy in (source / "normal").iterdir():
+        copy.unlink()
+    Image.fromarray(np.full((64, 64), 30, np.uint8)).save(source / "normal" / "other.png")
+    clean = audit(SplitFolderLayout(root), ["cxr"], None, CheckOptions(against=(str(source),)))
+    assert "overlap" not in kinds(clean, "error") and clean["overlap"] == {str(source): 0}
+    console = Console(record=True, width=300)
+    print_report(clean, console)
+    assert f"against {source}: 0 file(s) of this set also there" in console.export_text()
+
+
+def test_against_a_missing_set_is_one_line_naming_it(tmp_path):
+    root = make_tree(tmp_path / "tree", {"train": 1, "valid": 1, "test": 1})
+    result = run_cli(
+        ["mmfusion.check", "data=folder", f"data.root={root}", "modality=cxr",
+         f"check.against=[{tmp_path / 'nowhere'}]"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith(f"check.against={tmp_path / 'nowhere'}: no such file or folder")
+    ), result.stderr[-1500:]

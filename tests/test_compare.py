@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 from torchmetrics.functional.classification import (
     multiclass_accuracy,
     multiclass_auroc,
@@ -16,7 +15,7 @@ from torchmetrics.functional.classification import (
     multiclass_f1_score,
 )
 
-from conftest import make_tree, run_cli
+from conftest import folder_job, make_tree, mlflow_runs, run_ok
 from mmfusion.evaluation.statistics import (
     bootstrap_ci,
     combine_replicate_pvalues,
@@ -89,22 +88,9 @@ def test_mcnemar_separates_a_real_difference_from_noise():
 @pytest.mark.slow
 def test_multirun_report_equals_the_mlflow_runs(tmp_path):
     tree = make_tree(tmp_path / "tree", per_split={"train": 4, "valid": 2, "test": 5})
-    result = run_cli(
-        [
-            "mmfusion",
-            "-m",
-            "data=folder",
-            f"data.root={tree}",
-            *TINY,
-            "fusion=early",
-            "modality=ct,all",
-            "seed=1,2",
-        ],
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    runs = client.search_runs([client.get_experiment_by_name("mmfusion").experiment_id])
+    sweep = ["fusion=early", "modality=ct,all", "seed=1,2"]
+    run_ok(folder_job(tree, *TINY, *sweep, multirun=True), tmp_path)
+    client, runs = mlflow_runs(tmp_path)
     parents = [r for r in runs if "mmfusion.sweep_dir" in r.data.tags]
     children = [r for r in runs if r not in parents]
     assert len(parents) == 1 and len(children) == 4
@@ -130,17 +116,7 @@ def test_multirun_report_equals_the_mlflow_runs(tmp_path):
     for needle in ("McNemar", "bootstrap", "seed: 1, 2", "test patients: 10", "equal the logged"):
         assert needle in text, needle
 
-    cli = run_cli(
-        [
-            "mmfusion.compare",
-            f"multirun_dir={sweep_dir}",
-            f"out={tmp_path / 'again'}",
-            "log=false",
-            "n_resamples=500",
-        ],
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert cli.returncode == 0, cli.stderr[-3000:]
+    again = [f"multirun_dir={sweep_dir}", f"out={tmp_path / 'again'}", "log=false"]
+    run_ok(["mmfusion.compare", *again, "n_resamples=500"], tmp_path, timeout=300)
     again = pd.read_csv(tmp_path / "again" / "comparison.csv")
     assert np.allclose(again["acc_mean"], report["acc_mean"])

@@ -155,6 +155,37 @@ def test_the_kfold_report_section_cites_the_correction(tmp_path):
     assert "## Across folds" in text and "Nadeau and Bengio" in text
 
 
+def fold_sweep(fusion: str, accuracy: float, val: float) -> list[RunRecord]:
+    """A 5-fold sweep as `experiment=real_*` runs it: each fold tests its own 30 patients."""
+    records = []
+    for fold in range(5):
+        ids = [f"f{fold}p{i}" for i in range(30)]
+        frame = predictions(ids, accuracy, 100 * fold + len(fusion))
+        record = run(fusion, 1, frame, [val], **{"data/layout/test_fold": str(fold)})
+        record.tags |= {"data.n_train": "90", "data.n_test": "30"}
+        records.append(record)
+    return records
+
+
+def test_a_kfold_sweep_is_reported_on_its_pooled_out_of_fold_predictions(tmp_path):
+    """The folds share no test patient: the interval is over all 150 patients, each predicted
+    once by the model that never saw it (the real-data sweeps failed here: no shared patient)."""
+    table, text = report(tmp_path, fold_sweep("early", 0.8, 0.8))
+    assert len(table) == 1 and table["verdict"][0] == "reference"
+    assert "5 disjoint test folds per configuration, 150 patients pooled out-of-fold" in text
+    assert "## Across folds" in text
+    low, high = table["acc_ci_low"][0], table["acc_ci_high"][0]
+    assert low < table["acc_mean"][0] < high and high - low < 0.2
+
+
+def test_two_kfold_sweeps_on_the_same_folds_are_paired_on_the_pool(tmp_path):
+    records = fold_sweep("early", 0.95, 0.9) + fold_sweep("late", 0.6, 0.7)
+    table, _ = report(tmp_path, records)
+    other = table.iloc[1]
+    assert other["configuration"] == "fusion=late" and other["test"] == "McNemar (exact)"
+    assert other["verdict"] == "significant" and other["p"] < 1e-6
+
+
 def test_several_samples_of_one_patient_are_not_counted_as_independent(tmp_path):
     """5 patients x 20 slices: McNemar on slices says 'significant', the patients do not."""
     patients = [f"person{i // 20}" for i in range(100)]

@@ -2,15 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -63,52 +54,18 @@ def test_four_parallel_jobs_share_one_sqlite_store(tmp_path):
     assert_nothing_lost(MlflowClient(f"sqlite:///{tmp_path}/mlflow.db"))
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 and a free port; stopped after the test."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-            "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-            "--default-artifact-root", str(tmp_path / "server-artifacts"), "--workers", "1",
-        ],
-        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "mlflow server did not start"
-            time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
-
-
 @pytest.mark.slow
 def test_four_parallel_jobs_share_one_mlflow_server(tmp_path, mlflow_server):
     tree = make_tree(tmp_path / "tree", per_split={"train": 3, "valid": 2, "test": 2})
     result = run_cli(
-        [*SWEEP, "data=folder", f"data.root={tree}", f"logger.mlflow.tracking_uri={mlflow_server}"],
+        [
+            *SWEEP,
+            "data=folder",
+            f"data.root={tree}",
+            f"logger.mlflow.tracking_uri={mlflow_server.url}",
+        ],
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert_nothing_lost(MlflowClient(mlflow_server))
+    assert_nothing_lost(MlflowClient(mlflow_server.url))
     assert not (tmp_path / "mlflow.db").exists()  # everything went through the server

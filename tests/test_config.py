@@ -13,6 +13,7 @@ GROUPS = [
     "backbone",
     "fusion",
     "model",
+    "training",
     "trainer",
     "logger",
     "callbacks",

@@ -55,7 +55,10 @@ def test_spectrogram_jpg_as_cough_reads_as_an_image_only_where_the_data_says_so(
     Image.fromarray(np.zeros((40, 90, 3), np.uint8)).save(tmp_path / "cough1.jpg")
     kaggle = decoding(16, cough={"spectrogram_images": True})  # data=cxr_ct_cough sets it
     assert kaggle.decode("cough", tmp_path / "cough1.jpg").dtype == np.uint8
-    with pytest.raises(DataError, match="cough1.jpg is an image, not audio .*spectrogram_images"):
+    with pytest.raises(
+        DataError,
+        match="cough1.jpg is a JPEG image, but cough files must be audio .*spectrogram_images",
+    ):
         decoding(16).decode("cough", tmp_path / "cough1.jpg")
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from conftest import make_tree, run_cli
+from conftest import folder_job, make_tree, only_run_dir, run_cli, run_ok
 from mmfusion.evaluation import summary
 
 CLASSES = ("Healthy", "Pneumonia", "covid")
@@ -75,16 +75,10 @@ def test_run_writes_every_artifact_and_evaluate_reproduces_its_test_metrics(tmp_
         tmp_path / "tree", per_split={"train": 4, "valid": 2, "test": 3}, classes=CLASSES
     )
     common = ["data.decode_workers=1"]
-    train_args = ["mmfusion", "data=folder", f"data.root={tree}", "backbone=simple_cnn"]
-    train_args += [
-        "fusion=attention",
-        "trainer.max_epochs=1",
-        "data.decoding.image_size=16",
-        *common,
-    ]
-    result = run_cli(train_args, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    model = ["backbone=simple_cnn", "fusion=attention"]
+    tiny = ["trainer.max_epochs=1", "data.decoding.image_size=16", *common]
+    run_ok(folder_job(tree, *model, *tiny), tmp_path)
+    run_dir = only_run_dir(tmp_path)
     for name in EVALUATION_FILES:
         assert (run_dir / "evaluation" / name).stat().st_size > 0, name
     for name in EXPLAIN_FILES:
@@ -117,8 +111,7 @@ def test_run_writes_every_artifact_and_evaluate_reproduces_its_test_metrics(tmp_
     assert {f"explain/{n}" for n in EXPLAIN_FILES} <= logged
 
     (ckpt,) = (run_dir / "checkpoints").glob("epoch*.ckpt")
-    result = run_cli(["mmfusion.evaluate", f"ckpt_path={ckpt}"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_ok(["mmfusion.evaluate", f"ckpt_path={ckpt}"], tmp_path)
     (eval_dir,) = (tmp_path / "outputs" / "evaluate" / "runs").iterdir()
     again = json.loads((eval_dir / "metrics.json").read_text())
     for name in ("test/acc", "test/f1", "test/auroc", "test/ece", "test/loss"):

@@ -27,6 +27,8 @@ def test_experiment_and_its_sweep_values_compose(compose_cfg, tmp_path, experime
     cfg = compose_cfg(*base)
     if "root" in cfg.data.keys():  # noqa: SIM118 (`in` alone is False for a ??? value)
         base.append(f"data.root={tmp_path}")
+    if OmegaConf.is_missing(cfg.data, "manifest"):  # the real-data recipes: the user's build
+        base.append(f"data.manifest={tmp_path}/manifest.csv")
     OmegaConf.to_container(compose_cfg(*base), resolve=True)
     values = sweep_values(cfg.hydra.sweeper.get("params"))
     missing = set()
@@ -36,6 +38,16 @@ def test_experiment_and_its_sweep_values_compose(compose_cfg, tmp_path, experime
             continue
         OmegaConf.to_container(compose_cfg(*base, f"{key}={value}"), resolve=True)
     assert missing <= PENDING, f"sweep values with no config: {missing - PENDING}"
+
+
+def test_real_data_recipes_need_the_users_build_and_run_every_fold(compose_cfg):
+    """experiment=real_*: data.manifest is required (a built benchmark, never shipped), and
+    one multirun covers the 5 folds of the builders."""
+    for experiment in [e for e in EXPERIMENTS if e.startswith("real_")]:
+        cfg = compose_cfg(f"experiment={experiment}")
+        assert OmegaConf.is_missing(cfg.data, "manifest"), experiment
+        assert cfg.hydra.sweeper.params["data.layout.test_fold"] == "range(0,5)", experiment
+        assert cfg.logger.mlflow.experiment_name == experiment, experiment
 
 
 def test_sweep_experiments_run_as_multiruns(compose_cfg):

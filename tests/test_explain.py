@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import only_run_dir, run_ok
 from mmfusion.explain.localisation import localise, overlap
 
 
@@ -72,9 +72,8 @@ def train_and_localise(tmp_path: Path, modality: str, train: int, epochs: int):
         "callbacks.robustness=null",
         "callbacks.explain.ablation=false",
     ]
-    result = run_cli(args, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    run_ok(args, tmp_path)
+    run = only_run_dir(tmp_path)
     assert str(np.load(run / "explain" / "gradcam_test.npz")["contrast_class"]) == "Healthy"
     (ckpt,) = (run / "checkpoints").glob("epoch*.ckpt")
     (scores,) = localise(ckpt)

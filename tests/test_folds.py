@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-from conftest import make_tree, run_cli
+from conftest import folder_job, make_tree, mlflow_runs, run_ok
 from mmfusion.data.layouts.folders import SplitFolderLayout
 from mmfusion.data.layouts.folds import KFoldLayout, patient_of
 from mmfusion.errors import ConfigError
@@ -40,24 +39,10 @@ def test_bad_fold_options_name_the_option(tmp_path, folds, fold):
 @pytest.mark.slow
 def test_two_fold_cv_experiment_runs_every_fold_and_reports_across_folds(tmp_path):
     tree = make_tree(tmp_path / "tree", per_split={"train": 4, "valid": 2, "test": 3})
-    result = run_cli(
-        [
-            "mmfusion",
-            "experiment=kfold",
-            "data=folder",
-            f"data.root={tree}",
-            "data.folds=2",
-            "data.fold=0,1",
-            "trainer.max_epochs=1",
-            "data.decoding.image_size=16",
-            "data.batch_size=4",
-            "data.decode_workers=1",
-        ],
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    runs = client.search_runs([client.get_experiment_by_name("mmfusion").experiment_id])
+    tiny = ["trainer.max_epochs=1", "data.decoding.image_size=16", "data.batch_size=4"]
+    cv = ["experiment=kfold", "data.folds=2", "data.fold=0,1"]
+    run_ok(folder_job(tree, *cv, *tiny, "data.decode_workers=1"), tmp_path)
+    _, runs = mlflow_runs(tmp_path)
     folds = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert sorted(r.data.params["data/fold"] for r in folds) == ["0", "1"]
     assert all(r.data.params["data/folds"] == "2" for r in folds)

@@ -151,7 +151,9 @@ class TinyEncoder(Encoder):
         return self.net(x)
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net[1](self.net[0](x)).flatten(2).transpose(1, 2)
+        # a 4 x 4 grid of tokens (as a backbone's last feature map), not one per pixel
+        grid = F.adaptive_max_pool2d(self.net[1](self.net[0](x)), 4)
+        return grid.flatten(2).transpose(1, 2)
 
 
 def informative_batch(batch: int, informative: str, generator: torch.Generator):

@@ -222,8 +222,18 @@ def test_manifest_missing_cells_drop_the_patient_only_where_the_modality_is_used
 
 def test_manifest_datamodule_trains_on_what_is_present(tmp_path):
     csv = write_manifest(tmp_path / "data")
+    # the one covid val patient lacks cxr: val is left without covid, which stops a run ...
+    with pytest.raises(DataError, match="val has 0 'covid'"):
+        MultimodalDataModule(
+            ManifestLayout(csv), ["ct", "cxr"], decoding(16), cache_dir=tmp_path / "cache"
+        ).setup()
+    # ... unless explicitly allowed
     dm = MultimodalDataModule(
-        ManifestLayout(csv), ["ct", "cxr"], decoding(16), cache_dir=tmp_path / "cache"
+        ManifestLayout(csv),
+        ["ct", "cxr"],
+        decoding(16),
+        cache_dir=tmp_path / "cache",
+        min_per_class={"val": 0},
     )
     dm.setup()
     assert {s: len(d) for s, d in dm.datasets.items()} == {"train": 3, "val": 1, "test": 2}

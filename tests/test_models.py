@@ -56,9 +56,15 @@ def test_fusion_ignores_modalities_it_was_not_built_for(compose_cfg, tiny_batch)
     assert torch.equal(only_ct, net(tiny_batch))
 
 
-def test_pretrained_without_a_local_file_is_a_clear_error(compose_cfg):
+def test_pretrained_without_hub_cache_or_local_file_is_a_clear_error(
+    compose_cfg, tmp_path, monkeypatch
+):
+    from huggingface_hub import constants
+
     from mmfusion.errors import ConfigError, find_user_error
 
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     cfg = compose_cfg("backbone=resnet18", "backbone.pretrained=true")
     with pytest.raises(Exception) as caught:
         instantiate(cfg.fusion, num_classes=2)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from conftest import make_tree, run_cli
+from conftest import folder_job, make_tree, run_cli, run_ok
 from mmfusion.cli.predict import main
 from mmfusion.errors import ConfigError
 from mmfusion.serving.predictor import Predictor
@@ -25,22 +25,9 @@ def trained(tmp_path_factory) -> dict:
     """One tiny intermediate-fusion run with modality dropout, logged to MLflow."""
     workdir = tmp_path_factory.mktemp("predict")
     tree = make_tree(workdir / "tree", per_split={"train": 3, "valid": 1, "test": 2})
-    result = run_cli(
-        [
-            "mmfusion",
-            "data=folder",
-            f"data.root={tree}",
-            "backbone=simple_cnn",
-            "fusion=intermediate",
-            "model.modality_dropout=0.3",
-            "trainer.max_epochs=1",
-            "data.decoding.image_size=16",
-            "data.decode_workers=1",
-            "callbacks.robustness=null",
-        ],
-        cwd=workdir,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    model = ["backbone=simple_cnn", "fusion=intermediate", "model.modality_dropout=0.3"]
+    tiny = ["trainer.max_epochs=1", "data.decoding.image_size=16", "data.decode_workers=1"]
+    run_ok(folder_job(tree, *model, *tiny, "callbacks.robustness=null"), workdir)
     (run_dir,) = (workdir / "outputs" / "train" / "runs").iterdir()
     (best,) = (run_dir / "checkpoints").glob("epoch*.ckpt")
     expected = pd.read_csv(run_dir / "test_predictions.csv")
@@ -66,6 +53,25 @@ def test_cli_prints_the_probabilities_training_computed(trained, capsys):
     got = [out["probabilities"]["Healthy"], out["probabilities"]["covid"]]
     assert np.allclose(got, [row["prob_Healthy"], row["prob_covid"]], atol=1e-5)
     assert out["prediction"] == row["pred_name"]
+
+
+@pytest.mark.slow
+def test_a_file_of_the_wrong_modality_is_refused_naming_what_it_is(trained, capsys, tmp_path):
+    mp3 = Path(__file__).parent / "fixtures" / "cough_48k_mono.mp3"
+    with pytest.raises(SystemExit) as refused:
+        main([str(trained["best"]), "--ct", str(mp3)])
+    # by its type, as the model page says it (what the modality takes is listed)
+    assert str(refused.value.code).startswith(
+        f"mmfusion.predict: error: ct: {mp3.name} is not an image (a CT slice: bmp, dcm, "
+    )
+    png = Path(trained["expected"].iloc[0]["file_ct"])
+    misnamed = tmp_path / "cough.wav"
+    misnamed.write_bytes(png.read_bytes())
+    with pytest.raises(SystemExit) as refused:
+        main([str(trained["best"]), "--cough", str(misnamed)])
+    # by its content, when the name lies
+    assert f"{misnamed} is a PNG image, but cough files must be audio" in str(refused.value.code)
+    assert capsys.readouterr().out == ""
 
 
 @pytest.mark.slow
@@ -111,7 +117,7 @@ def test_bad_arguments_are_argparse_usage_errors(capsys):
     with pytest.raises(SystemExit) as caught:
         main(["--ct", "a.png"])  # no checkpoint
     assert caught.value.code == 2
-    assert "the following arguments are required: ckpt" in capsys.readouterr().err
+    assert "the following arguments are required: MODEL" in capsys.readouterr().err
 
 
 @pytest.mark.slow

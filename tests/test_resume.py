@@ -114,10 +114,11 @@ def test_sigterm_saves_a_checkpoint_and_marks_the_run_killed(tmp_path):
 def test_an_exception_marks_the_run_failed(tmp_path):
     tree = make_tree(tmp_path / "tree", per_split={"train": 2, "valid": 1, "test": 1})
     result = run_cli(
-        ["mmfusion", "data=folder", f"data.root={tree}", *RUN, "model.optimizer.lr=-1"],
+        # passes the option check, fails when the optimizer is built (inside the run)
+        ["mmfusion", "data=folder", f"data.root={tree}", *RUN, "+model.optimizer.betas=[2,0.9]"],
         cwd=tmp_path,
     )
-    assert result.returncode != 0 and "Invalid learning rate" in result.stderr
+    assert result.returncode != 0 and "Invalid beta parameter" in result.stderr
     _, run = only_run(tmp_path)
     assert run.info.status == "FAILED"
 

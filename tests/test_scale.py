@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from conftest import decoding, make_tree, run_cli
+from conftest import decoding, folder_job, make_tree, run_cli, run_ok
 from mmfusion.cli.train import train
 from mmfusion.data.datamodule import MultimodalDataset
 from mmfusion.data.loading import auto_workers, collate_batch, loader_options, resolve_workers
@@ -191,15 +191,14 @@ def single_run(workdir: Path) -> tuple[dict, Path]:
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_is_one_run_like_a_single_process_run(tmp_path):
     tree = make_tree(tmp_path / "tree")
-    args = ["mmfusion", "data=folder", f"data.root={tree}", *TINY, "trainer.max_epochs=2"]
+    args = folder_job(tree, *TINY, "trainer.max_epochs=2")
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     for workdir, extra in (
         (single, []),
         (ddp, ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]),
     ):
         workdir.mkdir()
-        result = run_cli([*args, *extra], cwd=workdir)
-        assert result.returncode == 0, result.stderr[-3000:]
+        run_ok([*args, *extra], workdir)
     single_metrics, _ = single_run(single)
     ddp_metrics, run_dir = single_run(ddp)
     assert set(ddp_metrics) == set(single_metrics)
@@ -211,21 +210,9 @@ def test_ddp_on_two_cpu_processes_is_one_run_like_a_single_process_run(tmp_path)
 @pytest.mark.slow
 def test_multirun_with_ddp_is_refused_with_the_alternative(tmp_path):
     tree = make_tree(tmp_path / "tree", per_split={"train": 2, "valid": 1, "test": 1})
-    result = run_cli(
-        [
-            "mmfusion",
-            "-m",
-            "data=folder",
-            f"data.root={tree}",
-            *TINY,
-            "logger=none",
-            "trainer=ddp",
-            "trainer.accelerator=cpu",
-            "trainer.devices=2",
-            "fusion=early,intermediate",
-        ],
-        cwd=tmp_path,
-    )
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+    args = folder_job(tree, *TINY, "logger=none", *ddp, "fusion=early,intermediate", multirun=True)
+    result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("mmfusion: error: multirun (-m) with a multi-process trainer")

@@ -54,8 +54,9 @@ def test_three_trial_search_survives_a_crashing_trial_and_logs_the_best(tmp_path
     parent = next(r for r in runs if "mmfusion.sweep_dir" in r.data.tags)
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     by_trial = {r.data.params["callbacks/optuna_pruning/trial_number"]: r for r in children}
-    assert sorted(by_trial) == ["0", "1", "2"]
-    assert by_trial["0"].info.status == "FAILED"
+    # trial 0's batch size 0 is refused by the option check before its run exists (one line,
+    # nothing created): the study records it FAILED, the MLflow experiment holds no run of it
+    assert sorted(by_trial) == ["1", "2"]
     assert by_trial["1"].info.status == by_trial["2"].info.status == "FINISHED"
     best = optuna.load_study(study_name="tiny", storage=storage).best_trial
     assert parent.data.params["best/model.optimizer.lr"] == str(best.params["model.optimizer.lr"])

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-from conftest import make_tree, run_cli
+from conftest import folder_job, make_tree, mlflow_runs, run_cli, run_ok
 
 TINY = [
     "backbone=simple_cnn",
@@ -18,21 +17,13 @@ TINY = [
 ]
 
 
-def runs_in(workdir: Path) -> tuple[MlflowClient, list]:
-    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
-    experiment = client.get_experiment_by_name("mmfusion")
-    assert experiment is not None
-    return client, client.search_runs([experiment.experiment_id])
-
-
 @pytest.mark.slow
 def test_training_run_is_fully_logged_to_mlflow(tmp_path):
     tree = make_tree(tmp_path / "tree")
-    result = run_cli(["mmfusion", "data=folder", f"data.root={tree}", *TINY], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_ok(folder_job(tree, *TINY), tmp_path)
     assert "mmfusion run summary" in result.stdout and "mlflow run id" in result.stdout
 
-    client, runs = runs_in(tmp_path)
+    client, runs = mlflow_runs(tmp_path)
     assert len(runs) == 1
     run = runs[0]
     assert run.info.status == "FINISHED"
@@ -61,21 +52,9 @@ def test_training_run_is_fully_logged_to_mlflow(tmp_path):
 @pytest.mark.slow
 def test_multirun_gives_one_run_per_job_in_one_experiment(tmp_path):
     tree = make_tree(tmp_path / "tree", per_split={"train": 2, "valid": 1, "test": 1})
-    result = run_cli(
-        [
-            "mmfusion",
-            "-m",
-            "data=folder",
-            f"data.root={tree}",
-            *TINY,
-            "trainer.max_epochs=1",
-            "fusion=early,intermediate",
-            "modality=ct,all",
-        ],
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    _, runs = runs_in(tmp_path)
+    sweep = ["fusion=early,intermediate", "modality=ct,all"]
+    run_ok(folder_job(tree, *TINY, "trainer.max_epochs=1", *sweep, multirun=True), tmp_path)
+    _, runs = mlflow_runs(tmp_path)
     parent = [r for r in runs if "mmfusion.sweep_dir" in r.data.tags]  # the multirun's own run
     runs = [r for r in runs if r not in parent]
     assert len(parent) == 1
@@ -90,9 +69,7 @@ def test_multirun_gives_one_run_per_job_in_one_experiment(tmp_path):
 
 
 def test_bad_data_root_is_one_line_naming_the_path(tmp_path):
-    result = run_cli(
-        ["mmfusion", "data=folder", f"data.root={tmp_path}/missing", *TINY], cwd=tmp_path
-    )
+    result = run_cli(folder_job(tmp_path / "missing", *TINY), cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"mmfusion: error: data root does not exist: {tmp_path}/missing (set data.root=PATH)"
@@ -102,10 +79,7 @@ def test_bad_data_root_is_one_line_naming_the_path(tmp_path):
 
 def test_healthy_class_missing_from_the_data_is_one_line_naming_the_option(tmp_path):
     tree = make_tree(tmp_path / "tree", per_split={"train": 2, "valid": 1, "test": 1})
-    result = run_cli(
-        ["mmfusion", "data=folder", f"data.root={tree}", "data.healthy_class=Normal", *TINY],
-        cwd=tmp_path,
-    )
+    result = run_cli(folder_job(tree, "data.healthy_class=Normal", *TINY), cwd=tmp_path)
     assert result.returncode == 1
     assert (
         result.stderr.strip()
@@ -119,56 +93,26 @@ def test_corrupt_file_via_cli_names_the_file_and_skip_reports_the_count(tmp_path
     tree = make_tree(tmp_path / "tree", per_split={"train": 2, "valid": 1, "test": 1})
     bad = tree / "train" / "CT" / "covid" / "covidtrain0.png"
     bad.write_bytes(b"not a png")
-    result = run_cli(
-        [
-            "mmfusion",
-            "data=folder",
-            f"data.root={tree}",
-            *TINY,
-            "logger=none",
-            "trainer.max_epochs=1",
-        ],
-        cwd=tmp_path,
-    )
+    one_epoch = folder_job(tree, *TINY, "logger=none", "trainer.max_epochs=1")
+    result = run_cli(one_epoch, cwd=tmp_path)
     assert result.returncode == 1
     assert (
         result.stderr.strip()
         .splitlines()[-1]
         .startswith(f"mmfusion: error: cannot read image {bad}")
     )
-    result = run_cli(
-        [
-            "mmfusion",
-            "data=folder",
-            f"data.root={tree}",
-            *TINY,
-            "logger=none",
-            "trainer.max_epochs=1",
-            "data.on_bad_file=skip",
-        ],
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_ok([*one_epoch, "data.on_bad_file=skip"], tmp_path)
     assert "skipped 1 unreadable files, dropping 1 patients" in result.stdout + result.stderr
 
 
 @pytest.mark.slow
 def test_a_failing_job_leaves_no_multirun_run_running(tmp_path):
     tree = make_tree(tmp_path / "tree", per_split={"train": 2, "valid": 1, "test": 1})
-    result = run_cli(
-        [
-            "mmfusion",
-            "-m",
-            "data=folder",
-            f"data.root={tree},{tmp_path}/missing",
-            *TINY,
-            "trainer.max_epochs=1",
-            "logger.mlflow.experiment_name=mmfusion",
-        ],
-        cwd=tmp_path,
-    )
+    roots = f"{tree},{tmp_path}/missing"
+    args = folder_job(roots, *TINY, "trainer.max_epochs=1", multirun=True)
+    result = run_cli([*args, "logger.mlflow.experiment_name=mmfusion"], cwd=tmp_path)
     assert result.returncode != 0
-    _, runs = runs_in(tmp_path)
+    _, runs = mlflow_runs(tmp_path)
     assert {r.info.status for r in runs} <= {"FINISHED", "FAILED"}
     (parent,) = [r for r in runs if "mmfusion.sweep_dir" in r.data.tags]
     assert parent.info.status == "FAILED"

@@ -12,20 +12,18 @@ tell. `--verified-only` keeps only the covid recordings whose PCR result the lab
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import Counter
 from pathlib import Path
 
 from common import (
     Item,
-    Source,
     absent_from_snapshot,
-    build_benchmark,
-    git_commit,
+    build_from_arguments,
+    builder_arguments,
     is_lfs_pointer,
     safe_id,
-    summary,
+    snapshot_source,
 )
 
 REPO = "covid19-cough/dataset"
@@ -93,10 +91,9 @@ def breakdown(items: list[Item]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", type=Path, help="work tree of github.com/covid19-cough/dataset")
-    parser.add_argument("out", type=Path, help="output folder (files, manifest.csv, reports)")
-    parser.add_argument("--commit", help="source commit when SOURCE is not a git checkout")
+    parser = builder_arguments(
+        __doc__, "work tree of github.com/covid19-cough/dataset", near_duplicates=False
+    )
     parser.add_argument(
         "--verified-only", action="store_true", help="covid: lab-verified recordings only"
     )
@@ -105,26 +102,24 @@ def main(argv: list[str] | None = None) -> None:
     items, skipped = list_items(args.source, args.verified_only)
     if not items:
         parser.error(f"no recordings listed in {args.source / 'metadata.json'}")
-    commit = git_commit(args.source, args.commit)
-    source = Source(repo=REPO, commit=commit, url=f"https://github.com/{REPO}")
+    source = snapshot_source(args, REPO)
     extra = {
         "patient_grouping": "none in the source: each recording is its own patient",
         "metadata_skipped": skipped,
         "labels": "covid (covid19=true) vs healthy (covid19=false)"
         + (", covid lab-verified only" if args.verified_only else ""),
     }
-    report = build_benchmark(
+    build_from_arguments(
+        args,
         name="cough",
         modality="cough",
         items=items,
-        out=args.out,
         source=source,
-        license_text=LICENSE.format(repo=REPO, commit=commit),
+        license_text=LICENSE.format(repo=REPO, commit=source.commit),
         extra=extra,
         absent=absent_from_snapshot(args.source, "raw"),
         describe_kept=lambda kept: {"metadata_per_class": breakdown(kept)},
     )
-    print(summary(report))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ every other non-covid image is its own patient.
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections import Counter
 from pathlib import Path
@@ -21,15 +20,14 @@ from pathlib import Path
 from common import (
     IMAGE_SUFFIXES,
     Item,
-    Source,
     absent_from_snapshot,
-    build_benchmark,
+    build_from_arguments,
+    builder_arguments,
     file_sha256,
-    git_commit,
     list_files,
     read_xlsx,
     safe_id,
-    summary,
+    snapshot_source,
 )
 
 FOLDERS = {"CT_COVID": "covid", "CT_NonCOVID": "non_covid"}
@@ -104,10 +102,7 @@ def list_items(root: Path, image_root: Path, patients: dict[str, str]) -> tuple[
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", type=Path, help="folder holding CT_COVID/ and CT_NonCOVID/")
-    parser.add_argument("out", type=Path, help="output folder (files, manifest.csv, reports)")
-    parser.add_argument("--commit", help="source commit when SOURCE is not a git checkout")
+    parser = builder_arguments(__doc__, "folder holding CT_COVID/ and CT_NonCOVID/")
     parser.add_argument(
         "--repo",
         default="GKasperek/data_c19_cropped",
@@ -120,11 +115,6 @@ def main(argv: list[str] | None = None) -> None:
         "without it each covid image is its own patient",
     )
     parser.add_argument("--metadata-source", default="", help="where the xlsx came from")
-    parser.add_argument(
-        "--group-near-duplicates",
-        action="store_true",
-        help="put phash near-duplicates (<= 4 bits) in one patient group before folding",
-    )
     args = parser.parse_args(argv)
 
     metadata = args.metadata
@@ -133,16 +123,14 @@ def main(argv: list[str] | None = None) -> None:
     patients = covid_patients(metadata)
     image_root = find_image_root(args.source)
     items, how = list_items(args.source, image_root, patients)
-    commit = git_commit(args.source, args.commit)
     prefix = image_root.relative_to(args.source).as_posix()
     absent = absent_from_snapshot(args.source, "" if prefix == "." else prefix)
     absent = [a for a in absent if Path(a).suffix.lower() in IMAGE_SUFFIXES]
     meta_source = args.metadata_source or (metadata.name if metadata else "nowhere (not given)")
     cropped = args.repo == "GKasperek/data_c19_cropped"
-    source = Source(
-        repo=args.repo,
-        commit=commit,
-        url=f"https://github.com/{args.repo}",
+    source = snapshot_source(
+        args,
+        args.repo,
         note=(
             "cropped copy of UCSD-AI4H/COVID-CT Images-processed (same file names); the original "
             "repository snapshot exceeds the fetch limit"
@@ -170,20 +158,18 @@ def main(argv: list[str] | None = None) -> None:
         "non_covid_patients": "not given by the source: figure panels grouped, rest one each",
     }
     text = LICENSE.format(
-        repo=args.repo, commit=commit, copy_note=copy_note, meta_source=meta_source
+        repo=args.repo, commit=source.commit, copy_note=copy_note, meta_source=meta_source
     )
-    report = build_benchmark(
+    build_from_arguments(
+        args,
         name="ct",
         modality="ct",
         items=items,
-        out=args.out,
         source=source,
         license_text=text,
         extra=extra,
         absent=absent,
-        group_near_duplicates=args.group_near_duplicates,
     )
-    print(summary(report))
 
 
 if __name__ == "__main__":

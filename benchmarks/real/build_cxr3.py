@@ -13,7 +13,6 @@ ChestX-ray8 files named `<8-digit patient id>_<follow-up>.png`, grouped by the p
 
 from __future__ import annotations
 
-import argparse
 import csv
 import re
 from collections import Counter
@@ -22,13 +21,12 @@ from pathlib import Path
 from common import (
     IMAGE_SUFFIXES,
     Item,
-    Source,
     absent_from_snapshot,
-    build_benchmark,
-    git_commit,
+    build_from_arguments,
+    builder_arguments,
     list_files,
     safe_id,
-    summary,
+    snapshot_source,
 )
 
 REPO = "muhammedtalo/COVID-19"
@@ -100,10 +98,7 @@ def list_items(root: Path, meta: dict[str, dict[str, str]], binary: bool) -> tup
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", type=Path, help="work tree of github.com/muhammedtalo/COVID-19")
-    parser.add_argument("out", type=Path, help="output folder (files, manifest.csv, reports)")
-    parser.add_argument("--commit", help="source commit when SOURCE is not a git checkout")
+    parser = builder_arguments(__doc__, "work tree of github.com/muhammedtalo/COVID-19")
     parser.add_argument(
         "--ieee-metadata",
         type=Path,
@@ -116,18 +111,12 @@ def main(argv: list[str] | None = None) -> None:
         help="where that metadata.csv came from (repo@commit:path), for the report",
     )
     parser.add_argument("--binary", action="store_true", help="covid vs no_findings only")
-    parser.add_argument(
-        "--group-near-duplicates",
-        action="store_true",
-        help="put phash near-duplicates (<= 4 bits) in one patient group before folding",
-    )
     args = parser.parse_args(argv)
 
     meta = read_ieee_metadata(args.ieee_metadata) if args.ieee_metadata else {}
     items, how = list_items(args.source, meta, args.binary)
     if not items:
         parser.error(f"no images under {args.source / DATA_DIR}")
-    commit = git_commit(args.source, args.commit)
     absent = absent_from_snapshot(args.source, DATA_DIR)
     if args.binary:
         absent = [a for a in absent if "/Pneumonia/" not in a]
@@ -136,16 +125,15 @@ def main(argv: list[str] | None = None) -> None:
     meta_source = args.ieee_metadata_source or (
         args.ieee_metadata.name if args.ieee_metadata else "nowhere"
     )
-    source = Source(
-        repo=REPO,
-        commit=commit,
-        url=f"https://github.com/{REPO}",
+    source = snapshot_source(
+        args,
+        REPO,
         note="covid: ieee8023/covid-chestxray-dataset; no_findings/pneumonia: NIH ChestX-ray8",
     )
     name = "cxr2" if args.binary else "cxr3"
     text = LICENSE.format(
         repo=REPO,
-        commit=commit,
+        commit=source.commit,
         licences=", ".join(f"{k} {v}" for k, v in sorted(licences.items())),
         meta_source=meta_source,
     )
@@ -163,18 +151,16 @@ def main(argv: list[str] | None = None) -> None:
         if args.binary
         else "covid, no_findings, pneumonia",
     }
-    report = build_benchmark(
+    build_from_arguments(
+        args,
         name=name,
         modality="cxr",
         items=items,
-        out=args.out,
         source=source,
         license_text=text,
         extra=extra,
         absent=absent,
-        group_near_duplicates=args.group_near_duplicates,
     )
-    print(summary(report))
 
 
 if __name__ == "__main__":

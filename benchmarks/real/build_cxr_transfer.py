@@ -7,14 +7,13 @@ train/val/test split of the copy is pooled and re-folded here). Built by default
 github.com/szallik/Neural_networks_binary_classification, a copy of the pediatric chest X-ray set
 of Kermany et al. 2018 (Guangzhou Women and Children's Medical Center) re-encoded at 224x224 RGB
 with the original file names. Patients follow those names, `(disease)-(patient)-(image)`:
-`person<id>_{bacteria,virus}_<n>` (pneumonia), `IM-<id>-<n>` and `NORMAL2-IM-<id>-<n>` (normal);
-other names are their own patient. Every file whose SHA-256, or whose phash within 4 bits, matches
-a file of an `--exclude` manifest is left out and counted.
+`person<id>_{bacteria,virus}_<n>[_<k>]` (pneumonia), `IM-<id>-<n>` and `NORMAL2-IM-<id>-<n>`
+(normal); other names are their own patient. Every file whose SHA-256, or whose phash within 4
+bits, matches a file of an `--exclude` manifest is left out and counted.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections import Counter
 from pathlib import Path
@@ -22,17 +21,16 @@ from pathlib import Path
 from common import (
     IMAGE_SUFFIXES,
     Item,
-    Source,
     absent_from_snapshot,
-    build_benchmark,
-    git_commit,
+    build_from_arguments,
+    builder_arguments,
     safe_id,
-    summary,
+    snapshot_source,
 )
 
 CLASS_DIRS = {"normal": "normal", "pneumonia": "pneumonia", "covid": "covid", "covid19": "covid"}
 PATIENT_PATTERNS = (
-    (re.compile(r"^person(\d+)_(?:bacteria|virus)_\d+$", re.I), "kermany-person-{}"),
+    (re.compile(r"^person(\d+)_(?:bacteria|virus)_\d+(?:_\d+)?$", re.I), "kermany-person-{}"),
     (re.compile(r"^IM-(\d+)-\d+(?:-\d+)?$", re.I), "kermany-IM-{}"),
     (re.compile(r"^NORMAL2-IM-(\d+)-\d+(?:-\d+)?$", re.I), "kermany-NORMAL2-IM-{}"),
 )
@@ -80,10 +78,7 @@ def list_items(root: Path) -> tuple[list[Item], dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", type=Path, help="folder with NORMAL/, PNEUMONIA/, ... below it")
-    parser.add_argument("out", type=Path, help="output folder (files, manifest.csv, reports)")
-    parser.add_argument("--commit", help="source commit when SOURCE is not a git checkout")
+    parser = builder_arguments(__doc__, "folder with NORMAL/, PNEUMONIA/, ... below it")
     parser.add_argument(
         "--repo",
         default="szallik/Neural_networks_binary_classification",
@@ -96,37 +91,29 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         help="manifest.csv of a benchmark this set must share no image with (repeatable)",
     )
-    parser.add_argument(
-        "--group-near-duplicates",
-        action="store_true",
-        help="put phash near-duplicates (<= 4 bits) in one patient group before folding",
-    )
     args = parser.parse_args(argv)
 
     items, how = list_items(args.source)
     if not items:
         parser.error(f"no NORMAL/PNEUMONIA/COVID class folders with images under {args.source}")
-    commit = git_commit(args.source, args.commit)
     absent = [
         a for a in absent_from_snapshot(args.source) if Path(a).suffix.lower() in IMAGE_SUFFIXES
     ]
-    source = Source(
-        repo=args.repo,
-        commit=commit,
-        url=f"https://github.com/{args.repo}",
+    source = snapshot_source(
+        args,
+        args.repo,
         note="copy of Kermany et al. 2018 pediatric CXR (Mendeley rscbjbr9sj v2), 224x224 RGB",
     )
-    report = build_benchmark(
+    report = build_from_arguments(
+        args,
         name="cxr_transfer",
         modality="cxr",
         items=items,
-        out=args.out,
         source=source,
-        license_text=LICENSE.format(repo=args.repo, commit=commit),
+        license_text=LICENSE.format(repo=args.repo, commit=source.commit),
         extra={"patient_grouping": how, "labels": "normal vs pneumonia (class folders)"},
         absent=absent,
         exclude=args.exclude,
-        group_near_duplicates=args.group_near_duplicates,
         describe_kept=lambda kept: {
             "pneumonia_subtype": dict(
                 sorted(
@@ -139,7 +126,6 @@ def main(argv: list[str] | None = None) -> None:
             )
         },
     )
-    print(summary(report))
     excluded = report.get("excluded_as_in_reference")
     if excluded:
         print(

@@ -11,6 +11,7 @@ report: everything is sorted, and nothing machine-specific (absolute paths, date
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import json
@@ -63,6 +64,31 @@ class Source:
 
 
 # ---------------------------------------------------------------- provenance
+
+
+def builder_arguments(
+    doc: str, source_help: str, near_duplicates: bool = True
+) -> argparse.ArgumentParser:
+    """The arguments every builder takes (SOURCE, OUT, --commit and, for images,
+    --group-near-duplicates); a builder adds its own."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("source", type=Path, help=source_help)
+    parser.add_argument("out", type=Path, help="output folder (files, manifest.csv, reports)")
+    parser.add_argument("--commit", help="source commit when SOURCE is not a git checkout")
+    if near_duplicates:
+        parser.add_argument(
+            "--group-near-duplicates",
+            action="store_true",
+            help="put phash near-duplicates (<= 4 bits) in one patient group before folding",
+        )
+    return parser
+
+
+def snapshot_source(args: argparse.Namespace, repo: str, note: str = "") -> Source:
+    """The provenance of SOURCE: GitHub repository `repo` at the commit of its checkout (or
+    --commit, where SOURCE is not a git checkout)."""
+    commit = git_commit(args.source, args.commit)
+    return Source(repo=repo, commit=commit, url=f"https://github.com/{repo}", note=note)
 
 
 def git_commit(path: Path, fallback: str | None) -> str:
@@ -626,6 +652,14 @@ def build_benchmark(
     if describe_kept is not None:
         report.update(describe_kept(items))
     write_json(out / "build_report.json", report)
+    return report
+
+
+def build_from_arguments(args: argparse.Namespace, **options) -> dict:
+    """`build_benchmark` into OUT with the builder's common options; prints its summary."""
+    grouped = getattr(args, "group_near_duplicates", False)
+    report = build_benchmark(out=args.out, group_near_duplicates=grouped, **options)
+    print(summary(report))
     return report
 
 

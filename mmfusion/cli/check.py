@@ -12,20 +12,27 @@ import logging
 import os
 import sys
 
-import hydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from mmfusion.cli.tool import CONFIG_DIR, one_line_errors
-from mmfusion.data.checker.audit import CheckOptions, audit
+from mmfusion.cli.options import check_options
+from mmfusion.cli.tool import hydra_app
 from mmfusion.data.checker.console import print_report
 from mmfusion.data.splits import run_layout
 
 
 def check(cfg: DictConfig) -> int:
     """Run the checker on `cfg.data`; the exit status (0 clean or warnings only, 1 errors)."""
-    options = CheckOptions(**{k: v for k, v in cfg.check.items() if k != "json"})
+    from mmfusion.data.checker.audit import CheckOptions, audit  # after `--help`: it loads torch
+
+    check_options(cfg)
+    values = OmegaConf.to_container(cfg.check, resolve=True)
+    against = values.pop("against", None) or ()
+    options = CheckOptions(
+        **{k: v for k, v in values.items() if k != "json"},
+        against=(against,) if isinstance(against, str) else tuple(against),
+    )
     layout = instantiate(cfg.data.layout)
     if hasattr(layout, "on_bad_file"):
         layout.on_bad_file = "skip"  # list unreadable folders instead of stopping at the first
@@ -50,8 +57,7 @@ def check(cfg: DictConfig) -> int:
     return 1 if report["errors"] else 0
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="check")
-@one_line_errors("mmfusion.check")
+@hydra_app("mmfusion.check", "check")
 def main(cfg: DictConfig) -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="check: %(message)s")
     raise SystemExit(check(cfg))

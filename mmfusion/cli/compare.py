@@ -6,23 +6,34 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from mmfusion.cli.tool import CONFIG_DIR, one_line_errors
+from mmfusion.cli.options import check_options
+from mmfusion.cli.tool import hydra_app
 from mmfusion.errors import ConfigError
-from mmfusion.evaluation.comparison import compare
+from mmfusion.tracking.server import check_reachable
+from mmfusion.training.signals import stop_on_signals
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="compare")
-@one_line_errors("mmfusion.compare")
+@hydra_app("mmfusion.compare", "compare")
 def main(cfg: DictConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    check_options(cfg)
     if cfg.multirun_dir and cfg.parent:
         raise ConfigError("give multirun_dir= or parent=, not both")
-    report = compare(
+    check_reachable(cfg.tracking_uri, option="tracking_uri")
+    with stop_on_signals():  # SIGTERM / SIGINT: exit 143 / 130, no traceback
+        report = _compare(cfg)
+    print(report.read_text())
+    print(f"report: {report} (+ .html, .png, .csv)")
+
+
+def _compare(cfg: DictConfig) -> Path:
+    from mmfusion.evaluation.comparison import compare
+
+    return compare(
         cfg.tracking_uri,
-        cfg.experiment,
+        cfg.experiment_name,
         cfg.parent,
         cfg.multirun_dir,
         Path(cfg.out) if cfg.out else None,
@@ -30,8 +41,6 @@ def main(cfg: DictConfig) -> None:
         cfg.log,
         cfg.get("reference"),
     )
-    print(report.read_text())
-    print(f"report: {report} (+ .html, .png, .csv)")
 
 
 if __name__ == "__main__":

@@ -6,19 +6,10 @@ import json
 import logging
 from pathlib import Path
 
-import hydra
-import lightning.pytorch as pl
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mmfusion.cli.tool import CONFIG_DIR, one_line_errors
-from mmfusion.data.datamodule import SPLITS
-from mmfusion.data.decoding.spec import DecodingSpec
-from mmfusion.data.loading import batch_loader
+from mmfusion.cli.tool import hydra_app
 from mmfusion.errors import ConfigError
-from mmfusion.evaluation.predictions import print_summary
-from mmfusion.models.checkpoint import load_classifier
-from mmfusion.tracking.loggers import log_artifact, mlflow_loggers
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +29,25 @@ def _with_source(cfg: DictConfig, source: DictConfig, ckpt: Path) -> None:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Test the checkpoint's model on `cfg.split`; metrics are named `<split>/...`."""
+    """Test the checkpoint's model on `cfg.split`; metrics are named `<split>/...`.
+
+    SIGTERM / SIGINT: the MLflow run is marked KILLED, exit status 143 / 130. torch and
+    Lightning are imported here, not with the module: the preflight checks answer in seconds."""
+    from mmfusion.training.signals import stop_on_signals
+
+    with stop_on_signals():
+        return _evaluate(cfg)
+
+
+def _evaluate(cfg: DictConfig) -> dict[str, float]:
+    import lightning.pytorch as pl
+    from hydra.utils import instantiate
+
+    from mmfusion.data.decoding.spec import DecodingSpec
+    from mmfusion.data.layouts.splitting import SPLITS
+    from mmfusion.models.checkpoint import load_classifier
+    from mmfusion.tracking.loggers import final_status
+
     if cfg.split not in SPLITS:
         raise ConfigError(f"split={cfg.split!r}: use one of {SPLITS}")
     ckpt = Path(cfg.ckpt_path).expanduser().resolve()
@@ -46,7 +55,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     _with_source(cfg, OmegaConf.create(model.hparams.run_config), ckpt)
     pl.seed_everything(cfg.seed, workers=True)
     # the model only understands inputs decoded as in training: the checkpoint's spec
-    datamodule = instantiate(cfg.data, decoding=DecodingSpec.from_dict(model.hparams.decoding))
+    # (a partial: Hydra would merge the spec into the config, and its dataclasses hold unions)
+    spec = DecodingSpec.from_dict(model.hparams.decoding)
+    datamodule = instantiate(cfg.data, _partial_=True)(decoding=spec)
     datamodule.prepare_data()
     datamodule.setup("test")
     if datamodule.class_names != list(model.hparams.class_names):
@@ -58,6 +69,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     loggers = [instantiate(c) for c in cfg.logger.values() if c]
     # Lightning names the loop's metrics test/*; they are renamed to the split and logged below
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False)
+    with final_status(loggers):
+        return _test(cfg, datamodule, model, trainer, loggers)
+
+
+def _test(cfg: DictConfig, datamodule, model, trainer, loggers) -> dict[str, float]:
+    from mmfusion.data.loading import batch_loader
+    from mmfusion.evaluation.predictions import print_summary
+    from mmfusion.tracking.loggers import log_artifact, mlflow_loggers
+
     # unshuffled, so the predictions' rows follow the split's samples
     loader = batch_loader(datamodule.datasets[cfg.split], datamodule.batch_size)
     trainer.test(model, dataloaders=loader)
@@ -78,15 +98,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     for folder, name in (("evaluation", "evaluation"), ("explain", "explain"), (".hydra", "hydra")):
         if (out / folder).is_dir():
             log_artifact(loggers, out / folder, name)
-    for logger in loggers:
-        logger.finalize("success")
     run = next(iter(mlflow_loggers(loggers)), None)
     print_summary(metrics, run.run_id if run else None, out, run._tracking_uri if run else None)
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
-@one_line_errors("mmfusion.evaluate")
+@hydra_app("mmfusion.evaluate", "evaluate")
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

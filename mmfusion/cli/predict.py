@@ -1,5 +1,7 @@
-"""`python -m mmfusion.predict CKPT --ct a.png --cxr b.jpg --cough c.mp3`: class probabilities.
+"""`python -m mmfusion.predict MODEL --ct a.png --cxr b.jpg --cough c.mp3`: class probabilities.
 
+MODEL is a checkpoint, a run directory (its best checkpoint) or an MLflow model URI
+(`runs:/<run id>/model`, `models:/<name>/<version>`, read from `--tracking-uri`).
 One patient: give any subset of the model's modalities (the others are absent); the result is
 JSON on stdout. Many patients: `--input FOLDER` (one sub-folder per modality, files paired by
 stem) or `--input MANIFEST.csv` (a column per modality), one row per patient written to
@@ -23,7 +25,12 @@ MODALITIES = ("ct", "cxr", "cough")
 def arguments() -> argparse.ArgumentParser:
     args = parser(PROG, __doc__)
     args.add_argument(
-        "ckpt", help="a checkpoint of `python -m mmfusion` (e.g. RUN/checkpoints/last.ckpt)"
+        "source",
+        metavar="MODEL",
+        help="a checkpoint, a run directory or an MLflow model URI (runs:/<run id>/model)",
+    )
+    args.add_argument(
+        "--tracking-uri", help="MLflow store of runs:/ and models:/ sources (./mlflow.db)"
     )
     for modality in MODALITIES:
         args.add_argument(f"--{modality}", metavar="FILE", help=f"the patient's {modality} file")
@@ -35,8 +42,9 @@ def arguments() -> argparse.ArgumentParser:
 
 def predict(args: argparse.Namespace) -> None:
     from mmfusion.serving.predictor import Predictor, folder_rows, manifest_rows
+    from mmfusion.serving.sources import resolve_checkpoint
 
-    predictor = Predictor(args.ckpt)
+    predictor = Predictor(resolve_checkpoint(args.source, args.tracking_uri))
     if args.input:
         source = Path(args.input).expanduser()
         if source.is_dir():

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from mmfusion.cli.tool import parser, run_tool
 from mmfusion.errors import DataError
-from mmfusion.evaluation.robustness import summary_table
 
 PROG = "mmfusion.robustness"
 
@@ -21,6 +20,8 @@ def arguments() -> argparse.ArgumentParser:
 
 
 def table(args: argparse.Namespace) -> None:
+    from mmfusion.evaluation.robustness import summary_table  # after `--help`: it loads torch
+
     runs = [d for d in args.runs if (d / "robustness.json").is_file()]
     if not runs:
         raise DataError(f"no robustness.json in {', '.join(map(str, args.runs))}")

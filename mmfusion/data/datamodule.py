@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -14,9 +14,10 @@ from torch.utils.data import DataLoader, Dataset
 from mmfusion.data.blank import report_blank
 from mmfusion.data.cache import decoded_split
 from mmfusion.data.decoding.spec import DecodingSpec
+from mmfusion.data.description import SplitDescription, describe_split
 from mmfusion.data.layouts.folders import Sample, SplitFolderLayout
 from mmfusion.data.leakage import refuse_leakage
-from mmfusion.data.loading import collate_batch, loader_options
+from mmfusion.data.loading import split_loader
 from mmfusion.data.near_duplicates import DEFAULT_DISTANCE
 from mmfusion.data.splits import run_layout
 from mmfusion.errors import ConfigError, DataError
@@ -79,7 +80,10 @@ class MultimodalDataModule(pl.LightningDataModule):
         patient_key: str | None = None,  # like root: the layout reads it
         near_duplicates: str = "report",
         near_duplicate_distance: int = DEFAULT_DISTANCE,
+        min_per_class: Mapping[str, int] | None = None,
     ) -> None:
+        """`min_per_class`: the fewest patients of each class a split may hold once bad files
+        are skipped ({split: count}, default 1 each)."""
         super().__init__()
         if on_bad_file not in BAD_FILE_POLICIES:
             raise ConfigError(f"data.on_bad_file={on_bad_file!r}: use one of {BAD_FILE_POLICIES}")
@@ -104,6 +108,7 @@ class MultimodalDataModule(pl.LightningDataModule):
         self.allow_leakage = allow_leakage
         # the class without a finding: explanations contrast the predicted class against it
         self.healthy_class = healthy_class
+        self.min_per_class = {split: 1 for split in SPLITS} | dict(min_per_class or {})
         self.datasets: dict[str, MultimodalDataset] = {}
         self.skipped: dict[str, str] = {}
         self.class_names: list[str] = []
@@ -111,10 +116,23 @@ class MultimodalDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         self.layout.prepare()
 
+    def classes(self) -> list[str]:
+        """The class names (known before `setup`, so a network can be built first)."""
+        if not self.class_names:
+            self.class_names = self.layout.classes(self.modalities)
+        return self.class_names
+
+    def for_encoders(self, inputs: dict[str, dict | None]) -> None:
+        """Decode and normalise each modality as its encoder needs (`DecodingSpec.for_encoders`):
+        called before `setup`; a normalisation fixed here is not re-fitted on train."""
+        if self.datasets:
+            raise ConfigError("the encoders' decoding must be set before the data are decoded")
+        self.decoding = self.decoding.for_encoders(inputs)
+
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        self.class_names = self.layout.classes(self.modalities)
+        self.classes()
         if self.healthy_class is not None and self.healthy_class not in self.class_names:
             raise ConfigError(
                 f"data.healthy_class={self.healthy_class!r} is not one of the classes "
@@ -126,6 +144,7 @@ class MultimodalDataModule(pl.LightningDataModule):
             self.datasets[split] = self._load(split, samples[split])
         self.decoding = self.decoding.fitted(self._train_statistics())
         self.skipped.update(getattr(self.layout, "bad_files", {}))  # unreadable folders
+        self._refuse_thin_classes()
         counts = {s: len(d) for s, d in self.datasets.items()}
         log.info("data: %s, classes %s, modalities %s", counts, self.class_names, self.modalities)
 
@@ -153,9 +172,53 @@ class MultimodalDataModule(pl.LightningDataModule):
             samples = [samples[i] for i in keep]
             arrays = {m: a[keep] for m, a in arrays.items()}
         if not samples:
-            raise DataError(f"no readable samples left in split {split!r}")
+            example = f" (skipped {len(bad_files)} files, e.g. {next(iter(bad_files.values()))})"
+            raise DataError(
+                f"no readable samples left in split {split!r}{example if bad_files else ''}"
+            )
         report_blank(split, samples, arrays)
         return MultimodalDataset(arrays, samples)
+
+    def class_counts(self) -> dict[str, dict[str, int]]:
+        """{split: {class name: patients}}."""
+        return {
+            split: {
+                name: int((dataset.labels == i).sum()) for i, name in enumerate(self.class_names)
+            }
+            for split, dataset in self.datasets.items()
+        }
+
+    def _refuse_thin_classes(self) -> None:
+        """A class missing from a split makes its metrics undefined (AUROC, recall): stop with
+        the counts instead of logging numbers that mean nothing."""
+        counts = self.class_counts()
+        thin = [
+            f"{split} has {n} {name!r}"
+            for split, per_class in counts.items()
+            for name, n in per_class.items()
+            if n < self.min_per_class.get(split, 1)
+        ]
+        if thin:
+            skipped = f" after skipping {len(self.skipped)} bad files" if self.skipped else ""
+            table = "; ".join(
+                f"{split} " + ", ".join(f"{n} {name}" for name, n in per_class.items())
+                for split, per_class in counts.items()
+            )
+            minimum = ", ".join(f"{s} {n}" for s, n in self.min_per_class.items())
+            raise DataError(
+                f"too few patients of a class{skipped}: {', '.join(thin)} (counts: {table}; "
+                f"data.min_per_class: {minimum})"
+            )
+
+    def describe(self) -> list[SplitDescription]:
+        """Each loaded split's name, content digest, source and class counts (for tracking)."""
+        source = Path(getattr(self.layout, "path", None) or self.layout.root)
+        return [
+            describe_split(
+                split, dataset.samples, self.modalities, self.class_names, source, self.cache_dir
+            )
+            for split, dataset in self.datasets.items()
+        ]
 
     @property
     def num_classes(self) -> int:
@@ -171,17 +234,7 @@ class MultimodalDataModule(pl.LightningDataModule):
         return stats
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = self.datasets[split]
-        # a training batch of one sample breaks batch norm (one value per channel): drop it
-        lone = shuffle and len(dataset) > self.batch_size and len(dataset) % self.batch_size == 1
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=lone,
-            collate_fn=collate_batch,
-            **loader_options(self.num_workers),
-        )
+        return split_loader(self.datasets[split], self.batch_size, shuffle, self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

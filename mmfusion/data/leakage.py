@@ -41,13 +41,8 @@ def stat_key(path: Path) -> str:
 def sha256_of(paths: Iterable[Path], cache_dir: Path | None = None) -> dict[Path, str]:
     """{path: hex digest} of every readable file (unreadable ones are the decoder's to report)."""
     paths = list(dict.fromkeys(paths))
-    cached: dict[str, str] = {}
     cache_file = Path(cache_dir) / "sha256.json" if cache_dir else None
-    if cache_file and cache_file.is_file():
-        try:
-            cached = json.loads(cache_file.read_text())
-        except (OSError, ValueError):
-            cached = {}
+    cached = read_json_cache(cache_file)
     digests, fresh = {}, {}
     for path in paths:
         key = stat_key(path)
@@ -59,13 +54,28 @@ def sha256_of(paths: Iterable[Path], cache_dir: Path | None = None) -> dict[Path
         except OSError:
             continue
     if cache_file and fresh:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(cache_file) + ".lock"):
-            current = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
-            tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(current | fresh))
-            os.replace(tmp, cache_file)
+        add_to_json_cache(cache_file, fresh)
     return digests
+
+
+def read_json_cache(cache_file: Path | None) -> dict:
+    """The entries of a JSON cache file; none where there is no file or it cannot be read (a
+    cache is only ever a shortcut)."""
+    try:
+        return json.loads(cache_file.read_text()) if cache_file and cache_file.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def add_to_json_cache(cache_file: Path, fresh: Mapping[str, object]) -> None:
+    """Merge `fresh` entries into a JSON cache file that concurrent jobs share: under a file
+    lock, written to a temporary file and renamed, so no reader sees half a file."""
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache_file) + ".lock"):
+        current = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(current | dict(fresh)))
+        os.replace(tmp, cache_file)
 
 
 def cross_split_duplicates(

@@ -60,3 +60,19 @@ def collate_batch(batch):
 def batch_loader(dataset, batch_size: int) -> torch.utils.data.DataLoader:
     """An unshuffled loader over a MultimodalDataset (whole-batch reads, rows in sample order)."""
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate_batch)
+
+
+def split_loader(
+    dataset, batch_size: int, shuffle: bool, num_workers: int | str = 0
+) -> torch.utils.data.DataLoader:
+    """A split's loader (whole-batch reads); shuffled for training, where a last batch of one
+    sample is dropped: it breaks batch norm (one value per channel)."""
+    lone = shuffle and len(dataset) > batch_size and len(dataset) % batch_size == 1
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=lone,
+        collate_fn=collate_batch,
+        **loader_options(num_workers),
+    )

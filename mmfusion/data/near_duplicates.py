@@ -21,20 +21,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
 
 from mmfusion.data.decoding.images import read_image
 from mmfusion.data.decoding.window import CTWindow
 from mmfusion.data.layouts.folders import AUDIO_EXTS, Sample
 from mmfusion.data.layouts.splitting import SPLITS
-from mmfusion.data.leakage import stat_key
+from mmfusion.data.layouts.wrapper import LayoutWrapper
+from mmfusion.data.leakage import add_to_json_cache, read_json_cache, stat_key
 from mmfusion.errors import ConfigError, DataError, MmfusionError
 
 log = logging.getLogger(__name__)
@@ -64,12 +63,7 @@ def cached_phashes(
     paths = list(dict.fromkeys(paths))
     cache_file = Path(cache_dir) / "phash.json" if cache_dir else None
     salt = json.dumps((window or CTWindow()).params(), sort_keys=True)
-    cached: dict[str, str] = {}
-    if cache_file and cache_file.is_file():
-        try:
-            cached = json.loads(cache_file.read_text())
-        except (OSError, ValueError):
-            cached = {}
+    cached = read_json_cache(cache_file)
     hashes, fresh = {}, {}
     for path in paths:
         key = f"{stat_key(path)}|{salt}"
@@ -77,12 +71,7 @@ def cached_phashes(
             fresh[key] = image_phash(path, window)
         hashes[path] = cached.get(key) or fresh[key]
     if cache_file and fresh:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(cache_file) + ".lock"):
-            current = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
-            tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(current | fresh))
-            os.replace(tmp, cache_file)
+        add_to_json_cache(cache_file, fresh)
     return hashes
 
 
@@ -110,7 +99,7 @@ def clusters(size: int, links: Iterable[tuple[int, int]]) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-class NearDuplicateLayout:
+class NearDuplicateLayout(LayoutWrapper):
     """Wraps a layout: applies `policy` (see the module docstring) to its train / val / test.
 
     Clusters are found once over every image modality the layout has (each modality read on its
@@ -130,7 +119,7 @@ class NearDuplicateLayout:
             raise ConfigError(f"data.near_duplicates={policy!r}: use one of {list(POLICIES)}")
         if not isinstance(distance, int) or distance < 0:
             raise ConfigError(f"data.near_duplicate_distance={distance!r}: use an integer >= 0")
-        self.layout = layout
+        super().__init__(layout)
         self.policy = policy
         self.distance = distance
         self.window = window
@@ -138,17 +127,6 @@ class NearDuplicateLayout:
         self.counts: dict[str, int] = {}
         self._resolved: dict[tuple[str, ...], dict[str, list[Sample]]] = {}
         self._clusters: tuple[dict[str, str], dict[str, str]] | None = None
-
-    def __getattr__(self, name: str):
-        if name == "layout" or name.startswith("__"):  # not set yet (unpickling, copying)
-            raise AttributeError(name)
-        return getattr(self.layout, name)
-
-    def prepare(self) -> None:
-        self.layout.prepare()
-
-    def classes(self, modalities: Sequence[str]) -> list[str]:
-        return self.layout.classes(modalities)
 
     def samples(self, split: str, modalities: Sequence[str]) -> list[Sample]:
         if self.policy == "report":

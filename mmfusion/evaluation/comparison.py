@@ -16,7 +16,7 @@ import json
 import logging
 import textwrap
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mmfusion.errors import ConfigError, MmfusionError
+from mmfusion.evaluation.markdown import markdown_table
 from mmfusion.evaluation.statistics import (
     CI_METHODS,
     METRIC_FUNCTIONS,
@@ -120,6 +121,16 @@ class ConfigResult:
         n_train, n_test = np.mean(sizes, axis=0)
         return nadeau_bengio_interval(scores, float(n_train), float(n_test))
 
+    @property
+    def pooled(self) -> bool:
+        """Replicates on disjoint test sets (folds), held as one out-of-fold replicate."""
+        return len(self.runs) > 1 and self.probs.shape[0] == 1
+
+    def tested(self, replicate: tuple[str, ...]) -> set[str]:
+        """The test samples of one replicate run (a fold's run: that fold's patients only)."""
+        run = next(r for r in self.runs if r.replicate == replicate)
+        return set(run.predictions["sample_id"])
+
     def correct(self, replicate: tuple[str, ...], ids: Sequence[str]) -> np.ndarray:
         run = next(r for r in self.runs if r.replicate == replicate)
         frame = run.predictions.set_index("sample_id").loc[list(ids)]
@@ -145,6 +156,22 @@ def _aligned(runs: Sequence[RunRecord]) -> tuple[list[str], np.ndarray, np.ndarr
     return ids, labels, probs
 
 
+def _pooled(runs: Sequence[RunRecord]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Replicates tested on disjoint patients (the folds of a k-fold sweep): every patient
+    predicted once, by the model that never saw it (out-of-fold), as one (1, n, K) replicate."""
+    classes = runs[0].class_names
+    if any(r.class_names != classes for r in runs):
+        raise MmfusionError(f"the folds of {runs[0].label} disagree on the classes")
+    frame = pd.concat([r.predictions for r in runs], ignore_index=True)
+    probs = frame[[f"prob_{c}" for c in classes]].to_numpy(dtype=float)[None]
+    return list(frame["sample_id"]), frame["label"].to_numpy(), probs
+
+
+def _disjoint(runs: Sequence[RunRecord]) -> bool:
+    tested = [set(r.predictions["sample_id"]) for r in runs]
+    return len(runs) > 1 and len(set().union(*tested)) == sum(map(len, tested))
+
+
 def summarise(records: Sequence[RunRecord], n_resamples: int) -> list[ConfigResult]:
     """Per configuration: per-run metrics, mean, std and bootstrap CI (in no particular order:
     `order_by_validation` ranks them)."""
@@ -158,8 +185,10 @@ def summarise(records: Sequence[RunRecord], n_resamples: int) -> list[ConfigResu
         per_run = [
             run_metrics(*(a[0] if a.ndim == 3 else a for a in _aligned([r])[1:])) for r in runs
         ]
-        ids, labels, probs = _aligned(runs)
-        first = runs[0].predictions.set_index("sample_id")
+        # folds (disjoint test sets): pooled out-of-fold; seeds (one test set): aligned
+        ids, labels, probs = _pooled(runs) if _disjoint(runs) else _aligned(runs)
+        first = pd.concat([r.predictions for r in runs]).drop_duplicates("sample_id")
+        first = first.set_index("sample_id")
         patients = list(first.loc[ids, "patient"].astype(str)) if "patient" in first else None
         result = ConfigResult(label, runs, per_run, ids, labels, probs, patients)
         result.ci = {m: bootstrap_ci(labels, probs, m, n_resamples) for m in METRIC_FUNCTIONS}
@@ -209,25 +238,37 @@ def _paired(reference: ConfigResult, other: ConfigResult, ids: list[str]) -> dic
     """Per shared replicate (same seed / fold): exact McNemar on the shared test samples, or the
     per-patient sign-flip test when a patient has several of them; combined."""
     shared = sorted({r.replicate for r in reference.runs} & {r.replicate for r in other.runs})
-    patients = None
-    if reference.patients is not None:
-        person = dict(zip(reference.sample_ids, reference.patients, strict=True))
-        patients = [person[i] for i in ids]
-        if len(set(patients)) == len(patients):
-            patients = None  # one sample per patient: McNemar is exact
-    pvalues, reference_only, other_only = [], 0, 0
+    person = (
+        dict(zip(reference.sample_ids, reference.patients, strict=True))
+        if reference.patients is not None
+        else {i: i for i in ids}
+    )
+    # one sample per patient: McNemar is exact; several: the sign-flip test over patients
+    by_patient = len({person[i] for i in ids}) < len(ids)
+    outcomes = []  # per shared replicate: (reference correct, other correct, patients)
     for replicate in shared:
-        a, b = reference.correct(replicate, ids), other.correct(replicate, ids)
-        if patients is None:
-            p, x, y = mcnemar_pvalue(a, b)
+        # a fold's runs share that fold's patients; seed replicates share all of `ids`
+        both = reference.tested(replicate) & other.tested(replicate)
+        here = [i for i in ids if i in both]
+        if here:
+            a, b = reference.correct(replicate, here), other.correct(replicate, here)
+            outcomes.append((a, b, [person[i] for i in here]))
+    pairs = len(outcomes)
+    if outcomes and reference.pooled and other.pooled:
+        # folds test disjoint patients: one test on the pooled out-of-fold outcomes
+        outcomes = [tuple(np.concatenate(part) for part in zip(*outcomes, strict=True))]
+    pvalues, reference_only, other_only = [], 0, 0
+    for a, b, patients in outcomes:
+        if by_patient:
+            p, x, y = patient_signflip_pvalue(a, b, list(patients))
         else:
-            p, x, y = patient_signflip_pvalue(a, b, patients)
+            p, x, y = mcnemar_pvalue(a, b)
         pvalues.append(p)
         reference_only, other_only = reference_only + x, other_only + y
     return {
-        "test": "McNemar (exact)" if patients is None else "sign-flip over patients",
-        "pairs": len(shared),
-        "patients": len(ids) if patients is None else len(set(patients)),
+        "test": "sign-flip over patients" if by_patient else "McNemar (exact)",
+        "pairs": pairs,
+        "patients": len({person[i] for i in ids}),
         "p_per_replicate": pvalues,
         "p": combine_replicate_pvalues(pvalues),
         "reference_only_correct": reference_only,
@@ -304,11 +345,25 @@ def measured_on(records: Sequence[RunRecord]) -> list[str]:
         counts = sorted({r.tags.get(f"data.n_{split}") for r in records} - {None})
         if counts:  # several when modality subsets keep different patients, or per fold
             lines.append(f"- {split} patients: {', '.join(counts)}")
+    cache = Counter(r.tags["embedding_cache"] for r in records if "embedding_cache" in r.tags)
+    if "used" in cache:  # frozen encoders: which runs trained on cached embeddings, and why not
+        for state, count in sorted(cache.items()):
+            lines.append(f"- embedding cache (frozen encoders): {state} ({count} runs)")
     first = records[0].predictions
     per_class = ", ".join(
         f"{k} {v}" for k, v in first["label_name"].value_counts().sort_index().items()
     )
     lines.append(f"- test set of the first run: {len(first)} patients ({per_class})")
+    groups: dict[str, list[RunRecord]] = defaultdict(list)
+    for record in records:
+        groups[record.label].append(record)
+    folds = [runs for runs in groups.values() if _disjoint(runs)]
+    if folds:
+        pooled = sum(len(r.predictions) for r in folds[0])
+        lines.append(
+            f"- folds: {len(folds[0])} disjoint test folds per configuration, {pooled} patients "
+            "pooled out-of-fold (each predicted once, by the model that never saw it)"
+        )
     for key in REPLICATE_KEYS:
         values = sorted({r.params.get(key) for r in records} - {None, "None"})
         if values:
@@ -340,12 +395,6 @@ def _selection(result: ConfigResult) -> str:
     return f"{score:.3f}" if np.isfinite(score) else "not logged"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    """A markdown table; first column left-aligned, the rest as given."""
-    lines = ["| " + " | ".join(header) + " |", "| --- |" + " --- |" * (len(header) - 1)]
-    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-
-
 SIGNIFICANCE = (
     "The reference is the configuration with the best mean validation score (the monitored "
     "metric at the checkpoint each run's early stopping selected), unless fixed with "
@@ -354,7 +403,10 @@ SIGNIFICANCE = (
     "McNemar test on correct / wrong outcomes, or, when a patient (`data.patient_key`) has "
     "several test samples, a sign-flip permutation test over patients. The per-replicate tests "
     "share their patients, so they are combined by twice the mean of their p-values (valid "
-    "under any dependence; Fisher's method would assume independence). Two configurations "
+    "under any dependence; Fisher's method would assume independence). The folds of a k-fold "
+    "sweep test disjoint patients: their predictions are pooled out-of-fold (each patient "
+    "predicted once, by the model that never saw it), bootstrapped and tested once on the pool. "
+    "Two configurations "
     f"without shared test patients are '{NOT_COMPARABLE}'; if they were tested on the same "
     "data, an unpaired Welch test of per-patient correctness is given instead. p-values are "
     f"Holm-adjusted across the comparisons. Significant: Holm-adjusted p < {ALPHA}. "
@@ -392,7 +444,7 @@ def markdown(
         "mean over replicates; epochs: where early stopping found that checkpoint, of the "
         "epochs run. Sorted by validation score, the reference first.",
         "",
-        *_table(
+        markdown_table(
             ["configuration", "runs", f"{monitor} (val)", "epochs", *titles, "vs reference"],
             [
                 [
@@ -441,7 +493,7 @@ def markdown(
         for r in results[1:]
     ]
     header = ["configuration", "replicate pairs", "patients", "only reference correct"]
-    lines += ["", *_table([*header, "only this correct", "p per replicate"], rows)]
+    lines += ["", markdown_table([*header, "only this correct", "p per replicate"], rows)]
     fold_keys = ("data/fold", "data/layout/test_fold")
     if any(r.params.get(k) not in (None, "None") for r in records for k in fold_keys):
         rows = []
@@ -460,7 +512,7 @@ def markdown(
             "data, so the plain t-interval over folds is too narrow. n_train, n_test: the "
             "logged split sizes (`data.n_train`, `data.n_test`).",
             "",
-            *_table(["configuration", *titles], rows),
+            markdown_table(["configuration", *titles], rows),
         ]
     checked, worst, misses = logged_mismatches(results)
     lines += ["", "## Consistency with MLflow", ""]
@@ -485,7 +537,7 @@ def markdown(
         "",
         "## Runs",
         "",
-        *_table(["configuration", "replicate", "MLflow run", *titles], rows),
+        markdown_table(["configuration", "replicate", "MLflow run", *titles], rows),
     ]
     return "\n".join(lines) + "\n"
 

@@ -27,6 +27,7 @@ from torchmetrics.functional.classification import (
     multiclass_f1_score,
 )
 
+from mmfusion.evaluation.markdown import markdown_table
 from mmfusion.tracking.loggers import log_artifact
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,7 @@ def summary_table(run_dirs: Sequence[Path]) -> str:
         path = run / ".hydra" / name
         return OmegaConf.load(path) if path.is_file() else OmegaConf.create()
 
-    lines, header = [], None
+    header, rows = None, []
     for run in sorted(run_dirs):
         report = json.loads((run / "robustness.json").read_text())
         cfg = saved(run, "config.yaml")
@@ -226,9 +227,8 @@ def summary_table(run_dirs: Sequence[Path]) -> str:
         if header is None:
             header = ["fusion", "modality_dropout", "clean acc"]
             header += [f"without {m}" for m in without] + [f"noise {n} RR" for n in curves]
-            lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
         cells = [fusion, f"{dropout:g}", f"{report['clean']['acc']:.3f}"]
         cells += [f"{a:.3f}" for a in without.values()]
         cells += [f"{c['relative_robustness']:.3f}" for c in curves.values()]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return markdown_table(header, rows) if header else ""

@@ -19,6 +19,8 @@ from torchmetrics.functional.classification import (
     multiclass_roc,
 )
 
+from mmfusion.evaluation.markdown import markdown_table
+
 CALIBRATION_BINS = 15
 
 
@@ -53,25 +55,24 @@ def confusion(probs: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
 
 def roc_curves(probs: torch.Tensor, labels: torch.Tensor) -> list[Curve]:
     """One-vs-rest ROC per class: x = false-positive rate, y = true-positive rate."""
-    classes = probs.shape[1]
-    fpr, tpr, _ = multiclass_roc(probs, labels, classes)
-    aucs = multiclass_auroc(probs, labels, classes, average=None)
-    present = torch.bincount(labels, minlength=classes) > 0
-    return [
-        Curve(_numpy(fpr[c]), _numpy(tpr[c]), float(aucs[c]) if present[c] else float("nan"))
-        for c in range(classes)
-    ]
+    fpr, tpr, _ = multiclass_roc(probs, labels, probs.shape[1])
+    aucs = multiclass_auroc(probs, labels, probs.shape[1], average=None)
+    return _per_class(fpr, tpr, aucs, labels)
 
 
 def pr_curves(probs: torch.Tensor, labels: torch.Tensor) -> list[Curve]:
     """One-vs-rest precision-recall per class: x = recall, y = precision; area = AP."""
-    classes = probs.shape[1]
-    precision, recall, _ = multiclass_precision_recall_curve(probs, labels, classes)
-    ap = multiclass_average_precision(probs, labels, classes, average=None)
-    present = torch.bincount(labels, minlength=classes) > 0
+    precision, recall, _ = multiclass_precision_recall_curve(probs, labels, probs.shape[1])
+    ap = multiclass_average_precision(probs, labels, probs.shape[1], average=None)
+    return _per_class(recall, precision, ap, labels)
+
+
+def _per_class(x, y, areas: torch.Tensor, labels: torch.Tensor) -> list[Curve]:
+    """A curve per class; its area NaN where the class has no sample (undefined, not 0)."""
+    present = torch.bincount(labels, minlength=len(areas)) > 0
     return [
-        Curve(_numpy(recall[c]), _numpy(precision[c]), float(ap[c]) if present[c] else float("nan"))
-        for c in range(classes)
+        Curve(_numpy(x[c]), _numpy(y[c]), float(areas[c]) if present[c] else float("nan"))
+        for c in range(len(areas))
     ]
 
 
@@ -107,22 +108,15 @@ def classification_report(
 
 def report_markdown(report: dict[str, dict[str, float]], title: str) -> str:
     """The classification report as a markdown table."""
-    lines = [
-        f"# {title}",
-        "",
-        "| class | precision | recall | F1 | support |",
-        "| --- | ---: | ---: | ---: | ---: |",
+    rows = [
+        [name, *(f"{row[k]:.3f}" for k in ("precision", "recall", "f1")), row["support"]]
+        for name, row in report.items()
+        if name != "accuracy"
     ]
-    for name, row in report.items():
-        if name == "accuracy":
-            continue
-        lines.append(
-            f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} "
-            f"| {row['support']} |"
-        )
+    table = markdown_table(["class", "precision", "recall", "F1", "support"], rows, "lrrrr")
     acc = report["accuracy"]
-    lines += ["", f"Accuracy: {acc['value']:.3f} on {acc['support']} samples.", ""]
-    return "\n".join(lines)
+    accuracy = f"Accuracy: {acc['value']:.3f} on {acc['support']} samples."
+    return "\n".join([f"# {title}", "", table, "", accuracy, ""])
 
 
 def reliability(

@@ -17,7 +17,32 @@ from torch.utils.data import Dataset
 
 from mmfusion.data.loading import batch_loader
 from mmfusion.evaluation.figures import save_figure
+from mmfusion.evaluation.markdown import markdown_table
 from mmfusion.models.contracts import ModalityWeighting
+
+
+@torch.no_grad()
+def probability_drops(
+    model: torch.nn.Module,
+    inputs: dict[str, torch.Tensor],
+    target: torch.Tensor,
+    present: dict[str, torch.Tensor] | None = None,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """{modality: (B,) drop in the probability of class `target` when that modality is replaced
+    by its training mean}, for the modalities present (per `present`, default all); and the
+    modality weights of the full forward pass, for fusions that have them (else None)."""
+    full = model(inputs, present).float().softmax(1).gather(1, target[:, None])[:, 0]
+    weights = None
+    if isinstance(model.net, ModalityWeighting) and model.net.modality_weights is not None:
+        weights = model.net.modality_weights.float().cpu()
+    drops = {}
+    for modality, x in inputs.items():
+        if present is not None and modality in present and not present[modality].any():
+            continue
+        mean = getattr(model, f"mean_{modality}")
+        ablated = model({**inputs, modality: torch.full_like(x, float(mean))}, present).float()
+        drops[modality] = (full - ablated.softmax(1).gather(1, target[:, None])[:, 0]).cpu()
+    return drops, weights
 
 
 @torch.no_grad()
@@ -30,14 +55,9 @@ def ablate(
     for inputs, label in batch_loader(dataset, batch_size):
         inputs = {m: x.to(device) for m, x in inputs.items()}
         label = label.to(device)
-        full = model(inputs).float().softmax(1).gather(1, label[:, None])[:, 0]
-        if isinstance(model.net, ModalityWeighting) and model.net.modality_weights is not None:
-            weights.append(model.net.modality_weights.float().cpu())
-        row = {}
-        for modality, x in inputs.items():
-            mean = getattr(model, f"mean_{modality}")
-            ablated = model({**inputs, modality: torch.full_like(x, float(mean))}).float()
-            row[modality] = (full - ablated.softmax(1).gather(1, label[:, None])[:, 0]).cpu()
+        row, batch_weights = probability_drops(model, inputs, label)
+        if batch_weights is not None:
+            weights.append(batch_weights)
         drops.append(pd.DataFrame({m: v.numpy() for m, v in row.items()}))
         labels.append(label.cpu())
     label_array = torch.cat(labels).numpy()
@@ -78,12 +98,15 @@ def contribution_markdown(table: pd.DataFrame, split: str) -> str:
         "Drop in the true-class probability when a modality is replaced by its training mean",
         "(mean ± standard error over the samples of each true class).",
         "",
-        "| modality | class | n | mean drop | ± s.e. |",
-        "| --- | --- | ---: | ---: | ---: |",
+        markdown_table(
+            ["modality", "class", "n", "mean drop", "± s.e."],
+            [
+                [r.modality, r.true_class, r.n, f"{r.mean_drop:+.3f}", f"{r.stderr:.3f}"]
+                for r in table.itertuples()
+            ],
+            "llrrr",
+        ),
     ]
-    for row in table.itertuples():
-        cells = (row.modality, row.true_class, row.n, f"{row.mean_drop:+.3f}", f"{row.stderr:.3f}")
-        lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -20,16 +20,24 @@ from mmfusion.evaluation.figures import MODALITY_TITLES, save_figure
 
 
 class BranchModel(nn.Module):
-    """The classifier seen as a function of one modality's tensor, the others fixed."""
+    """The classifier seen as a function of one modality's tensor, the others fixed (and absent
+    where `present` says so)."""
 
-    def __init__(self, model: nn.Module, modality: str, fixed: dict[str, Tensor]) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        modality: str,
+        fixed: dict[str, Tensor],
+        present: dict[str, Tensor] | None = None,
+    ) -> None:
         super().__init__()
         self.model = model
         self.modality = modality
         self.fixed = fixed
+        self.present = present
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.model({**self.fixed, self.modality: x})
+        return self.model({**self.fixed, self.modality: x}, self.present)
 
 
 #: Grad-CAM needs a feature map at least this wide to localise anything: at 32 px a ResNet-18's
@@ -90,15 +98,20 @@ def branch_cams(
     inputs: dict[str, Tensor],
     targets: Sequence[int],
     reference: int | None = None,
+    present: dict[str, Tensor] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """{modality: (B, H, W) Grad-CAM maps in [0, 1]} for the given target classes (contrasted
-    with class `reference` when given), and {modality: width of the feature grid behind them}."""
+    with class `reference` when given), and {modality: width of the feature grid behind them}.
+    With `present` (the model's presence masks), a modality absent from every sample has no map.
+    """
     cams, grids = {}, {}
     with torch.inference_mode(False), torch.enable_grad():
         inputs = {m: x.clone() for m, x in inputs.items()}  # normal tensors, not inference ones
         for modality in inputs:
+            if present is not None and modality in present and not present[modality].any():
+                continue
             fixed = {m: x for m, x in inputs.items() if m != modality}
-            branch = BranchModel(model, modality, fixed)
+            branch = BranchModel(model, modality, fixed, present)
             encoder = model.net.encoder_for(modality)
             layer, grids[modality] = cam_layer(encoder, branch, inputs[modality])
             with GradCAM(branch, [layer]) as cam:
@@ -112,6 +125,11 @@ def _rgb(array: np.ndarray) -> np.ndarray:
     low, high = float(array.min()), float(array.max())
     grey = (array - low) / (high - low) if high > low else np.zeros_like(array)
     return np.repeat(grey[..., None], 3, axis=-1).astype(np.float32)
+
+
+def overlay(array: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """An (H, W) input, min-max scaled to grey, with its Grad-CAM map as a heat map: RGB uint8."""
+    return show_cam_on_image(_rgb(array), cam, use_rgb=True)
 
 
 def gradcam_figure(
@@ -131,11 +149,11 @@ def gradcam_figure(
     for row in range(rows):
         for col, modality in enumerate(modalities):
             ax = axes[row, col]
-            overlay = show_cam_on_image(_rgb(inputs[modality][row]), cams[modality][row], True)
+            shown = overlay(inputs[modality][row], cams[modality][row])
             if modality == "cough":
-                ax.imshow(overlay, origin="lower", aspect="auto")
+                ax.imshow(shown, origin="lower", aspect="auto")
             else:
-                ax.imshow(overlay)
+                ax.imshow(shown)
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:

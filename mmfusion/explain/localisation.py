@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from mmfusion.errors import ConfigError
+from mmfusion.evaluation.markdown import markdown_table, table_row
 
 #: the loop's split name -> the generator's split folder
 GENERATOR_SPLITS = {"train": "train", "val": "valid", "test": "test"}
@@ -72,13 +73,19 @@ class Localisation:
         lift = np.median([s.lift for s in self.grown])
         cells = [self.modality, f"{self.grid} x {self.grid} / {self.half_cell} px", f"{mass:.2f}"]
         cells += [f"{exact:.2f}", f"{above}/{n}", f"{hits}/{n}", f"{lift:.1f}"]
-        return "| " + " | ".join(cells) + " |"
+        return table_row(cells)
 
 
-HEADER = (
-    "| modality | grid / half cell | mass in finding + half cell (median) | in the finding itself "
-    "| maps > 0.5 | max inside (+ half cell) | lift (median) |\n|" + " --- |" * 7
+COLUMNS = (
+    "modality",
+    "grid / half cell",
+    "mass in finding + half cell (median)",
+    "in the finding itself",
+    "maps > 0.5",
+    "max inside (+ half cell)",
+    "lift (median)",
 )
+HEADER = markdown_table(COLUMNS, [])
 
 
 def localise(

@@ -29,18 +29,33 @@ def read_checkpoint(path: str | Path) -> dict:
         ) from None
     except (RuntimeError, EOFError, OSError) as err:
         raise ConfigError(f"cannot read checkpoint {path}: {err}") from None
+    except (KeyError, ValueError):  # the unpickler met bytes that are no pickle at all
+        raise ConfigError(f"cannot read checkpoint {path}: not a PyTorch checkpoint") from None
 
 
 def no_downloads(node: Any) -> None:
-    """Switch off every `pretrained` weight source in a config subtree, in place."""
+    """Switch off every weight source (`pretrained`, `init_from`) in a config subtree, in place:
+    the checkpoint's state dict holds the trained weights."""
     if isinstance(node, DictConfig):
         if "pretrained" in node:
             node.pretrained = False
+        if "init_from" in node:
+            node.init_from = None
         for value in node.values():
             no_downloads(value)
     elif isinstance(node, ListConfig):
         for value in node:
             no_downloads(value)
+
+
+def same_channels(fusion: DictConfig, decoding: dict) -> None:
+    """Each modality's encoder rebuilt with the channels it was trained on: a pretrained RGB
+    encoder read the grayscale input repeated on 3 channels (its normalisation has 3 values)."""
+    encoders = fusion.get("encoders") or {}
+    for modality, encoder in encoders.items():
+        mean = decoding.get(modality, {}).get("normalisation", {}).get("mean")
+        if isinstance(mean, list | tuple) and "in_chans" in encoder:
+            encoder.in_chans = len(mean)
 
 
 def load_classifier(path: str | Path) -> FusionClassifier:
@@ -57,6 +72,7 @@ def load_classifier(path: str | Path) -> FusionClassifier:
         )
     cfg = OmegaConf.create(hparams["run_config"])
     no_downloads(cfg.fusion)  # the state dict below holds the trained weights
+    same_channels(cfg.fusion, hparams["decoding"])
     net = instantiate(cfg.fusion, num_classes=len(hparams["class_names"]))
     model = instantiate(cfg.model, _partial_=True)(
         net=net,

@@ -41,6 +41,13 @@ def classification_metrics(num_classes: int) -> MetricCollection:
     )
 
 
+def channel_statistic(value: float | Sequence[float]) -> Tensor:
+    """A scalar, or one value per channel shaped (C, 1, 1) to broadcast over (B, C, H, W)."""
+    if isinstance(value, int | float):
+        return torch.tensor(float(value))
+    return torch.tensor([float(v) for v in value]).view(-1, 1, 1)
+
+
 class FusionClassifier(pl.LightningModule):
     """Normalises each modality, augments in training, classifies with `net`."""
 
@@ -74,11 +81,15 @@ class FusionClassifier(pl.LightningModule):
         self.augment = augment
         self.modality_dropout = ModalityDropout(modality_dropout)
         # the decoding spec (plain data, see mmfusion.data.decoding.spec) travels in the
-        # checkpoint; its normalisation statistics, fitted on train, are applied here
+        # checkpoint; its normalisation statistics (fitted on train, or fixed by a pretrained
+        # encoder: then one per channel, the grayscale input repeated on those channels) are
+        # applied here
         for modality, spec in decoding.items():
             stats = spec["normalisation"]
-            self.register_buffer(f"mean_{modality}", torch.tensor(float(stats["mean"])))
-            self.register_buffer(f"std_{modality}", torch.tensor(float(stats["std"])))
+            self.register_buffer(f"mean_{modality}", channel_statistic(stats["mean"]))
+            self.register_buffer(f"std_{modality}", channel_statistic(stats["std"]))
+        # set by the training layer while fit reads cached encoder embeddings instead of files
+        self.embedded_inputs = False
         num_classes = len(class_names)
         for split in ("train", "val", "test"):  # attributes, so Lightning moves and resets them
             setattr(
@@ -92,21 +103,27 @@ class FusionClassifier(pl.LightningModule):
         self.test_labels: list[Tensor] = []
 
     def normalise(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """(x - mean) / std per modality; a grayscale (B, 1, H, W) input is repeated on as many
+        channels as its statistics have (an RGB-pretrained encoder reads three)."""
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
-        return {
-            m: ((x - getattr(self, f"mean_{m}")) / getattr(self, f"std_{m}")).contiguous(
-                memory_format=layout
-            )
-            for m, x in inputs.items()
-        }
+        out = {}
+        for m, x in inputs.items():
+            mean, std = getattr(self, f"mean_{m}"), getattr(self, f"std_{m}")
+            if mean.ndim and x.shape[1] == 1:
+                x = x.expand(-1, mean.shape[0], *x.shape[2:])
+            out[m] = ((x - mean) / std).contiguous(memory_format=layout)
+        return out
 
     def forward(self, inputs: dict[str, Tensor], present: Present | None = None) -> Tensor:
-        """Logits for raw inputs in [0, 1] (images) or feature units (spectrograms)."""
+        """Logits for raw inputs in [0, 1] (images) or feature units (spectrograms); with
+        `embedded_inputs`, for the encoders' cached embeddings."""
+        if self.embedded_inputs:
+            return self.net.fuse(inputs, present)
         return self.net(self.normalise(inputs), present)
 
     def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
         inputs, labels, *rest = batch
-        if self.trainer.training and self.augment is not None:
+        if self.trainer.training and self.augment is not None and not self.embedded_inputs:
             inputs = self.augment(inputs)
         if self.trainer.training and self.modality_dropout.p > 0 and len(inputs) > 1:
             present = self.modality_dropout(list(inputs), len(labels), labels.device)
@@ -169,7 +186,10 @@ class FusionClassifier(pl.LightningModule):
         checkpoint[VERSION_KEY] = __version__
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
+        # frozen encoders (training.freeze_encoders, encoder.<m>.freeze) are left out; the
+        # unfreezing stage adds them as their own parameter group (mmfusion.training.stages)
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params=trainable)
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}

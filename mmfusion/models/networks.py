@@ -3,8 +3,11 @@ meet: their inputs (early), their features (intermediate, attention, gated, tens
 cross-attention) or their decisions (late). A fusion's YAML names the network it needs.
 
 Every network maps `({modality: (B, C, H, W)}, present=None)` to class logits (B, classes) and
-offers `modalities`, `encoder_for(modality)` (the encoder that reads it, for Grad-CAM) and
-`modality_weights` (per-sample weights of its last forward pass, when its fusion has them).
+offers `modalities`, `encoder_for(modality)` (the encoder that reads it, for Grad-CAM),
+`modality_weights` (per-sample weights of its last forward pass, when its fusion has them) and
+`input_specs()` (what each modality's encoder fixes in its decoding). Networks with an encoder
+per modality also split `forward` into `encode(modality, x)` and `fuse(features, present)`, so
+frozen encoders' embeddings can be computed once and cached (`mmfusion.training.embeddings`).
 The parts arrive as factories (Hydra partials) and are built here, once, with the widths they
 need: an encoder from nothing, a fusion from the encoders' widths, a head from the fusion's.
 """
@@ -18,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmfusion.models.contracts import Presence
-from mmfusion.models.encoders.base import Encoder
+from mmfusion.models.encoders.base import Encoder, build_encoder
 from mmfusion.models.missing import batch_size_of, presence_mask
 
 EncoderFactory = Callable[..., Encoder]
@@ -29,9 +32,21 @@ class MultimodalNet(nn.Module):
     """What the three levels share."""
 
     modalities: list[str]
+    #: why its encoders' embeddings cannot be cached (None: they can)
+    no_embedding_cache: str | None = None
 
     def encoder_for(self, modality: str) -> Encoder:
         raise NotImplementedError
+
+    def input_specs(self) -> dict[str, dict | None]:
+        """{modality: what its encoder fixes in the decoding (`Encoder.input_spec`)}."""
+        return {m: self.encoder_for(m).input_spec() for m in self.modalities}
+
+    def encode(self, modality: str, x: Tensor) -> Tensor:
+        raise NotImplementedError(self.no_embedding_cache)
+
+    def fuse(self, features: dict[str, Tensor], present: Presence = None) -> Tensor:
+        raise NotImplementedError(self.no_embedding_cache)
 
     @property
     def modality_weights(self) -> Tensor | None:
@@ -41,6 +56,8 @@ class MultimodalNet(nn.Module):
 class InputFusionNet(MultimodalNet):
     """Early fusion: the inputs fused into one image (`fusion`, e.g. stacked as channels), one
     encoder over it, which sees every modality from its first layer, and a head."""
+
+    no_embedding_cache = "early fusion fuses the inputs: no encoder sees one modality alone"
 
     def __init__(
         self,
@@ -58,6 +75,11 @@ class InputFusionNet(MultimodalNet):
 
     def encoder_for(self, modality: str) -> Encoder:
         return self.encoder
+
+    def input_specs(self) -> dict[str, dict | None]:
+        """None: the one encoder reads the fused channels, so every modality is normalised with
+        its own training statistics."""
+        return dict.fromkeys(self.modalities)
 
     def forward(self, inputs: dict[str, Tensor], present: Presence = None) -> Tensor:
         batch_size_of(inputs)
@@ -80,7 +102,7 @@ class FeatureFusionNet(MultimodalNet):
         super().__init__()
         self.modalities = list(modalities)
         self.tokens = tokens
-        self.encoders = nn.ModuleDict({m: encoders[m]() for m in self.modalities})
+        self.encoders = nn.ModuleDict({m: build_encoder(encoders[m], m) for m in self.modalities})
         if tokens:
             for encoder in self.encoders.values():
                 encoder.use_tokens()
@@ -93,11 +115,18 @@ class FeatureFusionNet(MultimodalNet):
     def encoder_for(self, modality: str) -> Encoder:
         return self.encoders[modality]
 
+    def encode(self, modality: str, x: Tensor) -> Tensor:
+        encoder = self.encoders[modality]
+        return encoder.tokens(x) if self.tokens else encoder(x)
+
+    def fuse(self, features: dict[str, Tensor], present: Presence = None) -> Tensor:
+        batch_size_of(features)
+        return self.head(self.fusion(features, present))
+
     def forward(self, inputs: dict[str, Tensor], present: Presence = None) -> Tensor:
         batch_size_of(inputs)
-        encode = (lambda e, x: e.tokens(x)) if self.tokens else (lambda e, x: e(x))
-        features = {m: encode(self.encoders[m], x) for m, x in inputs.items() if m in self.encoders}
-        return self.head(self.fusion(features, present))
+        features = {m: self.encode(m, x) for m, x in inputs.items() if m in self.encoders}
+        return self.fuse(features, present)
 
 
 class DecisionFusionNet(MultimodalNet):
@@ -120,7 +149,7 @@ class DecisionFusionNet(MultimodalNet):
         super().__init__()
         self.modalities = list(modalities)
         self.num_classes = num_classes
-        self.encoders = nn.ModuleDict({m: encoders[m]() for m in self.modalities})
+        self.encoders = nn.ModuleDict({m: build_encoder(encoders[m], m) for m in self.modalities})
         self.heads = nn.ModuleDict(
             {m: head(e.out_features, num_classes) for m, e in self.encoders.items()}
         )
@@ -131,19 +160,26 @@ class DecisionFusionNet(MultimodalNet):
     def encoder_for(self, modality: str) -> Encoder:
         return self.encoders[modality]
 
-    def forward(self, inputs: dict[str, Tensor], present: Presence = None) -> Tensor:
-        batch = batch_size_of(inputs)
-        reference = next(iter(inputs.values()))
+    def encode(self, modality: str, x: Tensor) -> Tensor:
+        return self.encoders[modality](x)
+
+    def fuse(self, features: dict[str, Tensor], present: Presence = None) -> Tensor:
+        batch = batch_size_of(features)
+        reference = next(iter(features.values()))
         absent = reference.new_zeros(batch, self.num_classes)
         logits = {
-            m: self.heads[m](self.encoders[m](inputs[m])) if m in inputs else absent
-            for m in self.modalities
+            m: self.heads[m](features[m]) if m in features else absent for m in self.modalities
         }
         self._last = (
             torch.stack([logits[m] for m in self.modalities], dim=1),
-            presence_mask(present, self.modalities, inputs),
+            presence_mask(present, self.modalities, features),
         )
         return self.fusion(logits, present)
+
+    def forward(self, inputs: dict[str, Tensor], present: Presence = None) -> Tensor:
+        batch_size_of(inputs)
+        features = {m: self.encode(m, x) for m, x in inputs.items() if m in self.encoders}
+        return self.fuse(features, present)
 
     def extra_loss(self, labels: Tensor) -> Tensor:
         """aux_weight x mean cross-entropy of each modality's own classifier, last forward pass."""

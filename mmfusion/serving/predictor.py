@@ -16,15 +16,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch import Tensor
 
 from mmfusion.data.datamodule import to_float_tensor
 from mmfusion.data.decoding.spec import DecodingSpec
-from mmfusion.data.layouts.folders import DATA_EXTS, KAGGLE_MODALITY_DIRS
+from mmfusion.data.layouts.folders import AUDIO_EXTS, DATA_EXTS, IMAGE_EXTS, KAGGLE_MODALITY_DIRS
 from mmfusion.errors import ConfigError, DataError
 from mmfusion.models.checkpoint import load_classifier
 
 log = logging.getLogger(__name__)
 Files = Mapping[str, str | Path | None]
+#: what each modality's file shows, for messages about a file given in the wrong place
+SUBJECTS = {"ct": "a CT slice", "cxr": "a chest X-ray", "cough": "a cough recording"}
 
 
 class Predictor:
@@ -44,10 +47,34 @@ class Predictor:
             raise ConfigError(f"{unknown[0]}: this model uses {', '.join(self.modalities)} only")
         if not any(files.get(m) for m in self.modalities):
             raise ConfigError(f"no input file: give at least one of {', '.join(self.modalities)}")
+        for modality, path in files.items():
+            if path and Path(path).suffix.lower() not in self.extensions(modality):
+                wanted = "an image" if self.decoding[modality].kind == "image" else "audio"
+                raise DataError(
+                    f"{modality}: {Path(path).name} is not {wanted} ({self.accepts(modality)})"
+                )
+
+    def extensions(self, modality: str) -> frozenset[str]:
+        """The file types `modality` is decoded from (by the kind of its decoding)."""
+        decoding = self.decoding[modality]
+        if decoding.kind == "image":
+            return IMAGE_EXTS
+        return AUDIO_EXTS | (IMAGE_EXTS if decoding.spectrogram_images else frozenset())
+
+    def accepts(self, modality: str) -> str:
+        """E.g. `a CT slice: bmp, dcm, ...`: what to give for `modality`."""
+        formats = ", ".join(sorted(e.lstrip(".") for e in self.extensions(modality)))
+        return f"{SUBJECTS.get(modality, modality)}: {formats}"
 
     @torch.no_grad()
     def predict(self, rows: Sequence[Files]) -> np.ndarray:
         """(N, classes) probabilities; a modality with no file in a row is absent there."""
+        inputs, present = self.decode(rows)
+        return self.model(inputs, present).softmax(dim=1).numpy()
+
+    def decode(self, rows: Sequence[Files]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """The model's input tensors and presence masks for the rows' files, decoded as in
+        training (what `predict` feeds the model; explanations start from the same tensors)."""
         for row in rows:
             self.check(row)
         inputs, present = {}, {}
@@ -67,7 +94,7 @@ class Predictor:
                 "this model was trained with every modality (model.modality_dropout=0): "
                 "predictions with a modality absent are less reliable"
             )
-        return self.model(inputs, present).softmax(dim=1).numpy()
+        return inputs, present
 
     def predict_many(self, rows: Sequence[Files], batch_size: int = 32) -> np.ndarray:
         chunks = [self.predict(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]

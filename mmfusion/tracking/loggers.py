@@ -5,23 +5,35 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import Logger, MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
+from mmfusion.tracking.experiment import ensure_experiment
 from mmfusion.tracking.runs import PARENT_TAG
+from mmfusion.tracking.server import DEFAULT_TIMEOUT, is_server, quick_client_retries, unreachable
 
 log = logging.getLogger(__name__)
-PARENT_RUN_ENV = "MMFUSION_PARENT_RUN_ID"
+#: tag of a run in the fallback store: the server and run it continues
+CONTINUES_TAG = "mmfusion.continues"
 
 
 def mlflow_loggers(loggers: Iterable[Logger]) -> list[MLFlowLogger]:
     return [lg for lg in loggers if isinstance(lg, MLFlowLogger)]
+
+
+def set_tags(loggers: Iterable[Logger], tags: dict[str, str]) -> None:
+    """Tags on each MLflow logger's run."""
+    for logger in mlflow_loggers(loggers):
+        for key, value in tags.items():
+            logger.experiment.set_tag(logger.run_id, key, value)
 
 
 def log_artifact(loggers: Iterable[Logger], path: Path, artifact_path: str | None = None) -> None:
@@ -34,16 +46,137 @@ def log_artifact(loggers: Iterable[Logger], path: Path, artifact_path: str | Non
 
 
 class NestedMLFlowLogger(MLFlowLogger):
-    """Lightning's MLflow logger whose run is a child of `parent_run_id` (a multirun's run).
+    """Lightning's MLflow logger whose run is a child of `parent_run_id` (a multirun's run), that
+    survives a tracking server lost mid-run, and leaves the run's final status to `final_status`.
 
-    The id reaches a job through `logger.mlflow.parent_run_id`, which interpolates the
+    The parent id reaches a job through `logger.mlflow.parent_run_id`, which interpolates the
     environment variable that `MultirunParentRun` sets for the duration of a multirun.
+
+    When a call to a tracking server fails and the server no longer answers its health check
+    (within `server_timeout` s), the run goes on in a new run of `fallback_uri` (tagged with the
+    server run it continues) and the failed call is replayed there: nothing logged is lost, and
+    the user is told where the rest went.
     """
 
-    def __init__(self, *args: Any, parent_run_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        parent_run_id: str | None = None,
+        server_timeout: float = DEFAULT_TIMEOUT,
+        fallback_uri: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         if parent_run_id:
             self.tags = {**(self.tags or {}), PARENT_TAG: parent_run_id}
+        self.server_timeout = server_timeout
+        self.fallback_uri = fallback_uri
+        #: (server URI, its run id) once the run went on in the fallback store
+        self.lost: tuple[str, str] | None = None
+        self._params: dict[str, Any] = {}
+        # a reopened run (resume): what it logged already, not logged twice
+        self._logged: set[tuple[str, int, float]] | None = None if kwargs.get("run_id") else set()
+        if is_server(self._tracking_uri):
+            quick_client_retries()
+
+    @property
+    def experiment(self) -> Any:
+        try:
+            client = super().experiment
+        except Exception as err:  # the server died before the run was created
+            if not self.fall_back(err):
+                raise
+            client = self._mlflow_client
+        return client if rank_zero_only.rank else FallbackClient(self)
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Lightning's, leaving out values a reopened run holds already at the same step (a
+        resumed run repeats the phase it was stopped in)."""
+        if self._logged is None:
+            self._logged = self._history()
+        fresh = {k: v for k, v in metrics.items() if (k, step or 0, float(v)) not in self._logged}
+        if fresh:
+            super().log_metrics(fresh, step)
+
+    def _history(self) -> set[tuple[str, int, float]]:
+        client, run_id = self.experiment, self.run_id
+        keys = client.get_run(run_id).data.metrics
+        return {
+            (m.key, m.step, m.value) for key in keys for m in client.get_metric_history(run_id, key)
+        }
+
+    def log_hyperparams(self, params: Any) -> None:
+        self._params = dict(params) if isinstance(params, dict) else self._params
+        super().log_hyperparams(params)
+
+    def finalize(self, status: str = "success") -> None:
+        """Nothing: Lightning calls this after each of fit and test, and a run marked FINISHED
+        after fit would stay so if the job died while testing; `final_status` sets it once."""
+
+    def fall_back(self, error: BaseException) -> bool:
+        """Go on in the fallback store if `error` came from a server that is gone; whether so."""
+        if self.lost or not self.fallback_uri or not is_server(self._tracking_uri):
+            return False
+        reason = unreachable(self._tracking_uri, self.server_timeout)
+        if reason is None:  # the server is there: a genuine error
+            return False
+        import mlflow
+        from mlflow.tracking import MlflowClient
+        from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
+        server, run_id = self._tracking_uri, self._run_id
+        experiment_id = ensure_experiment(
+            self.fallback_uri, self._experiment_name, self._artifact_location
+        )
+        client = MlflowClient(self.fallback_uri)
+        tags = {k: v for k, v in (self.tags or {}).items() if k != PARENT_TAG}
+        tags |= {CONTINUES_TAG: f"{server} run {run_id}", MLFLOW_RUN_NAME: self._run_name or ""}
+        run = client.create_run(experiment_id, tags=tags)
+        self._mlflow_client, self._tracking_uri = client, self.fallback_uri
+        self._run_id, self._experiment_id = run.info.run_id, experiment_id
+        self.lost = (server, run_id or "-")
+        mlflow.set_tracking_uri(self.fallback_uri)
+        log.warning(
+            "the tracking server %s stopped answering (%s): run %s there keeps what was logged "
+            "so far; the rest goes to %s, run %s (tag %s); training goes on",
+            server,
+            reason,
+            run_id,
+            self.fallback_uri,
+            self._run_id,
+            CONTINUES_TAG,
+        )
+        if self._params:
+            super().log_hyperparams(self._params)
+        return True
+
+
+class FallbackClient:
+    """The logger's MlflowClient, whose calls that fail because the server is gone are replayed
+    on the fallback store (with the fallback run's id in place of the lost run's)."""
+
+    def __init__(self, logger: NestedMLFlowLogger) -> None:
+        self._logger = logger
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._logger._mlflow_client, name)
+        if not callable(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            lost_run = self._logger._run_id
+            try:
+                return method(*args, **kwargs)
+            except Exception as err:
+                if not self._logger.fall_back(err):
+                    raise
+            run = self._logger._run_id
+            args = tuple(run if a == lost_run else a for a in args)
+            kwargs = {k: run if v == lost_run else v for k, v in kwargs.items()}
+            return getattr(self._logger._mlflow_client, name)(*args, **kwargs)
+
+        return call
 
 
 class LogDataSizes(pl.Callback):
@@ -55,6 +188,68 @@ class LogDataSizes(pl.Callback):
         for logger in mlflow_loggers(trainer.loggers):
             for split, dataset in datasets.items():
                 logger.experiment.set_tag(logger.run_id, f"data.n_{split}", str(len(dataset)))
+
+
+#: the context MLflow shows for each split's dataset input
+SPLIT_CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}
+
+
+def dataset_input(description: Any):
+    """An MLflow dataset input of one split, as the datamodule's `describe()` gives it: name,
+    digest, source (a local path), schema (the modalities as columns, with the classes) and
+    profile (patients, per class), tagged with the split's context."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    columns = [{"type": "string", "name": m, "required": True} for m in description.modalities]
+    columns.append({"type": "string", "name": "label", "required": True})
+    schema = {
+        "mlflow_colspec": columns,
+        "modalities": description.modalities,
+        "classes": description.classes,
+    }
+    profile = {"num_rows": description.size, **{f"n_{c}": n for c, n in description.counts.items()}}
+    dataset = Dataset(
+        name=description.name,
+        digest=description.digest,
+        source_type="local",
+        source=json.dumps({"uri": description.source}),
+        schema=json.dumps(schema),
+        profile=json.dumps(profile),
+    )
+    context = SPLIT_CONTEXTS.get(description.split, description.split)
+    return DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
+
+
+class LogDatasetInputs(pl.Callback):
+    """Lightning callback: log train / val / test as the MLflow run's dataset inputs (what the
+    UI's dataset column and a result's lineage to its data show), from `datamodule.describe()`."""
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        describe = getattr(trainer.datamodule, "describe", None)
+        runs = mlflow_loggers(trainer.loggers)
+        if not (trainer.is_global_zero and runs and describe):
+            return
+        inputs = [dataset_input(d) for d in describe()]
+        for logger in runs:
+            log_inputs_once(logger.experiment, logger.run_id, inputs)
+
+
+def log_inputs_once(client: Any, run_id: str, inputs: list, tries: int = 3) -> None:
+    """Log the dataset inputs, retrying when parallel jobs logging the same dataset race on its
+    first insert (the store checks for the dataset, then inserts it: the loser of the race gets a
+    UNIQUE-constraint error; on the retry the dataset exists and is reused)."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(1, tries + 1):
+        try:
+            client.log_inputs(run_id, datasets=inputs)
+            return
+        except MlflowException as error:
+            if "unique constraint" not in str(error).lower() or attempt == tries:
+                raise
+            log.info("dataset inputs raced with a parallel job (try %d), retrying", attempt)
+            time.sleep(0.2 * attempt)
 
 
 RUN_FILE = "mlflow_run.json"

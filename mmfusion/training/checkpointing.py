@@ -29,6 +29,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpo
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from mmfusion.models.checkpoint import read_checkpoint
+from mmfusion.training.signals import deferred
 
 log = logging.getLogger(__name__)
 INTERRUPTED = "interrupted.ckpt"
@@ -40,7 +41,10 @@ class SafeCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
     ) -> None:
-        path = Path(path)
+        with deferred():  # a signal waits for the file to be whole
+            self._save(checkpoint, Path(path))
+
+    def _save(self, checkpoint: dict[str, Any], path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
@@ -49,8 +53,13 @@ class SafeCheckpointIO(TorchCheckpointIO):
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as err:
             Path(tmp).unlink(missing_ok=True)
+            # a full or read-only disk (torch.save reports it as a RuntimeError raised while
+            # handling it): name the checkpoint
+            failed = err if isinstance(err, OSError) else err.__context__
+            if isinstance(failed, OSError):
+                raise OSError(failed.errno, failed.strerror, str(path)) from err
             raise
 
     def load_checkpoint(

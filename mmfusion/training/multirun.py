@@ -12,9 +12,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from mmfusion.tracking.experiment import ensure_experiment, mlflow_logger_config
-from mmfusion.tracking.loggers import PARENT_RUN_ENV
+from mmfusion.tracking.experiment import PARENT_RUN_ENV, ensure_experiment, mlflow_logger_config
 from mmfusion.tracking.runs import SWEEP_TAG
+from mmfusion.training.signals import install, received, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,10 @@ class MultirunParentRun(Callback):
         self.run_id = run.info.run_id
         self.tracking_uri = logger_cfg.tracking_uri
         os.environ[PARENT_RUN_ENV] = self.run_id
-        # a failing job ends the multirun without on_multirun_end: never leave the parent RUNNING
+        # a failing or stopped job ends the multirun without on_multirun_end: never leave the
+        # parent RUNNING
         atexit.register(self._mark_failed_if_open)
+        install()  # a signal between jobs, too, stops the multirun with its parent run KILLED
         log.info("MLflow parent run %s for the multirun in %s", self.run_id, sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -63,26 +65,33 @@ class MultirunParentRun(Callback):
         logger_cfg = mlflow_logger_config(config)
         client = MlflowClient(logger_cfg.tracking_uri)
         if self.report:
-            from mmfusion.evaluation.comparison import compare
-
             sweep_dir = Path(str(config.hydra.sweep.dir)).expanduser().resolve()
-            try:
-                report = compare(
-                    logger_cfg.tracking_uri,
-                    logger_cfg.experiment_name,
-                    parent_run_id=self.run_id,
-                    out_dir=sweep_dir / "comparison",
-                    n_resamples=self.n_resamples,
-                )
-                log.info("comparison report: %s", report)
-            except Exception:  # the jobs' runs are kept whatever the report does
-                log.exception("comparison report failed; the runs are in MLflow")
+            with stop_on_signals():  # SIGTERM / SIGINT: parent run KILLED (atexit), 143 / 130
+                self._compare(logger_cfg, sweep_dir)
         client.set_terminated(self.run_id)
         self.run_id = None
 
+    def _compare(self, logger_cfg: DictConfig, sweep_dir: Path) -> None:
+        from mmfusion.evaluation.comparison import compare
+
+        try:
+            report = compare(
+                logger_cfg.tracking_uri,
+                logger_cfg.experiment_name,
+                parent_run_id=self.run_id,
+                out_dir=sweep_dir / "comparison",
+                n_resamples=self.n_resamples,
+            )
+            log.info("comparison report: %s", report)
+        except Exception:  # the jobs' runs are kept whatever the report does
+            log.exception("comparison report failed; the runs are in MLflow")
+
     def _mark_failed_if_open(self) -> None:
+        """A multirun that ended early: KILLED by a signal (a job's or the comparison's), else
+        FAILED."""
         if self.run_id is not None:
             from mlflow.tracking import MlflowClient
 
-            MlflowClient(self.tracking_uri).set_terminated(self.run_id, "FAILED")
+            status = "KILLED" if received() else "FAILED"
+            MlflowClient(self.tracking_uri).set_terminated(self.run_id, status)
             self.run_id = None

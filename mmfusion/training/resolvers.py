@@ -1,8 +1,11 @@
-"""OmegaConf resolvers the configs use; registered when `mmfusion` is imported."""
+"""OmegaConf resolvers the configs use; every entry point registers them (`mmfusion.cli.tool`)
+before Hydra reads a config."""
 
 from __future__ import annotations
 
 from omegaconf import OmegaConf
+
+from mmfusion.training.resume import run_dir_or_exit
 
 
 def gpu_precision() -> str:
@@ -24,5 +27,6 @@ def sync_batchnorm(accelerator: str) -> bool:
 
 
 def register() -> None:
+    OmegaConf.register_new_resolver("mmfusion_run_dir", run_dir_or_exit, replace=True)
     OmegaConf.register_new_resolver("mmfusion.gpu_precision", gpu_precision, replace=True)
     OmegaConf.register_new_resolver("mmfusion.sync_batchnorm", sync_batchnorm, replace=True)

@@ -2,7 +2,7 @@
 
 Hydra makes a new run dir per launch; a resumed launch must instead reuse the killed run's dir,
 where its checkpoints and its MLflow run id (`mlflow_run.json`) are. `hydra.run.dir` is
-therefore computed by the `mmfusion_run_dir` resolver:
+therefore computed by the `mmfusion_run_dir` resolver (`run_dir_or_exit`):
 
 - `resume=false` (default): a fresh `outputs/<task>/runs/<time>_<fusion>-<backbone>-<modality>`.
 - `resume=true` or `ckpt_path=last`: the newest earlier run dir with the same
@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-
-from omegaconf import OmegaConf
 
 from mmfusion.errors import ConfigError
 
@@ -80,12 +78,10 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return max(epochs, key=lambda p: p.stat().st_mtime_ns, default=None)
 
 
-def _run_dir_resolver(resume: Any, ckpt_path: Any, runs_root: str, fresh_name: str) -> str:
-    # Hydra resolves hydra.run.dir before mmfusion's error handling runs: exit with one line here
+def run_dir_or_exit(resume: Any, ckpt_path: Any, runs_root: str, fresh_name: str) -> str:
+    """`run_dir` as the `mmfusion_run_dir` resolver: Hydra resolves hydra.run.dir before
+    mmfusion's error handling runs, so a bad option exits with one line here."""
     try:
         return run_dir(resume, ckpt_path, runs_root, fresh_name)
     except ConfigError as err:
         raise SystemExit(f"mmfusion: error: {err}") from None
-
-
-OmegaConf.register_new_resolver("mmfusion_run_dir", _run_dir_resolver, replace=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,8 @@ class OptunaPruning(pl.Callback):
     """Reports the monitored metric to the trial after each validation; stops a pruned trial.
 
     Hand-written rather than optuna-integration's callback because the trial lives in the
-    sweeper's process: the job rebuilds it from the study's storage by trial number.
+    sweeper's process: the job rebuilds it from the study's storage by trial number. Not a
+    dataclass: OmegaConf would turn it into a config where the callbacks are gathered.
     """
 
     def __init__(
@@ -118,31 +120,23 @@ class OptunaPruning(pl.Callback):
             )
 
 
+@dataclass(eq=False)
 class OptunaSearch:
     """The sweeper's logic (the Hydra plugin class in `hydra_plugins` only delegates here)."""
 
-    def __init__(
-        self,
-        direction: str,
-        storage: str,
-        study_name: str,
-        n_trials: int,
-        n_jobs: int = 1,
-        sampler: Any = None,
-        pruner: Any = None,
-        params: dict[str, Any] | None = None,
-        trial_key: str | None = None,
-    ) -> None:
-        self.direction = direction
-        self.storage = storage
-        self.study_name = study_name
-        self.n_trials = n_trials
-        self.n_jobs = n_jobs
-        self.sampler = sampler
-        self.pruner = pruner
-        self.params = dict(params or {})
-        self.trial_key = trial_key
-        self.job_idx = 0
+    direction: str
+    storage: str
+    study_name: str
+    n_trials: int
+    n_jobs: int = 1
+    sampler: Any = None
+    pruner: Any = None
+    params: dict[str, Any] | None = None
+    trial_key: str | None = None
+    job_idx: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.params = dict(self.params or {})
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
         self.config = config
@@ -280,8 +274,7 @@ class OptunaSearch:
     def _log_best(self, results: dict[str, Any], path: Path) -> None:
         from mlflow.tracking import MlflowClient
 
-        from mmfusion.tracking.experiment import mlflow_logger_config
-        from mmfusion.tracking.loggers import PARENT_RUN_ENV
+        from mmfusion.tracking.experiment import PARENT_RUN_ENV, mlflow_logger_config
 
         run_id = os.environ.get(PARENT_RUN_ENV)
         logger_cfg = mlflow_logger_config(self.config)

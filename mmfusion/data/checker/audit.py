@@ -5,7 +5,7 @@ in more than one split, unreadable files, duplicates across splits (exact: SHA-2
 perceptual hash of the decoded image), image and audio statistics, label confounds (a file
 property whose distribution differs between classes, fully or partly: `confounds`), and the
 metadata-only classifier's accuracy against chance (`metadata_baseline`): what a network can
-learn instead of the disease.
+learn instead of the disease; and files shared with other data sets (`check.against`: `overlap`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 from mmfusion.data.checker.confounds import find_confounds
 from mmfusion.data.checker.inspect import inspect_file
 from mmfusion.data.checker.metadata_baseline import fit_metadata_baseline, metadata_tables
+from mmfusion.data.checker.overlap import check_against
 from mmfusion.data.decoding.window import CTWindow
 from mmfusion.data.layouts.splitting import SPLITS
 from mmfusion.data.leakage import patients_across_splits
@@ -43,6 +44,8 @@ class CheckOptions:
     metadata_baseline: bool = True
     max_listed: int = 20
     workers: int = 1
+    # other data sets (folders or manifest CSVs) that must share no file with this one
+    against: tuple[str, ...] = ()
 
 
 class Report:
@@ -188,27 +191,29 @@ def _exact_duplicates(records: list[dict[str, Any]], report: Report) -> None:
         else:
             within.append(entry)
     report.sections["exact_duplicates_across_splits"] = across
-    if across:
-        report.add(
+    findings = [
+        (
+            across,
             "error",
             "duplicate_exact",
-            f"LEAKAGE: {len(across)} file(s) occur byte-identical in more than one split",
-            [" == ".join(group) for group in across],
-        )
-    if conflicting:
-        report.add(
+            "LEAKAGE: {} file(s) occur byte-identical in more than one split",
+        ),
+        (
+            conflicting,
             "warning",
             "duplicate_label_conflict",
-            f"{len(conflicting)} file(s) occur byte-identical under different labels",
-            [" == ".join(group) for group in conflicting],
-        )
-    if within:
-        report.add(
+            "{} file(s) occur byte-identical under different labels",
+        ),
+        (
+            within,
             "warning",
             "duplicate_within_split",
-            f"{len(within)} file(s) occur byte-identical twice in one split (counted twice)",
-            [" == ".join(group) for group in within],
-        )
+            "{} file(s) occur byte-identical twice in one split (counted twice)",
+        ),
+    ]
+    for groups, level, code, message in findings:
+        if groups:
+            report.add(level, code, message.format(len(groups)), [" == ".join(g) for g in groups])
 
 
 def _near_duplicates(records: list[dict[str, Any]], report: Report, distance: int) -> None:
@@ -379,6 +384,14 @@ def audit(
     readable = [r for r in records if not r["error"]]
     _exact_duplicates(readable, report)
     _near_duplicates(readable, report, options.phash_distance)
+    if options.against:
+        report.sections["overlap"] = check_against(
+            readable,
+            options.against,
+            lambda others: _inspect(others, window or CTWindow(), options),
+            options.phash_distance,
+            report.add,
+        )
     _stats(readable, report, options)
     _confounds(readable, report, options)
     if options.metadata_baseline:

@@ -25,49 +25,49 @@ def _short(counter: dict) -> str:
     return ", ".join(f"{k}: {v}" for k, v in counter.items())
 
 
+def _spread(values: list) -> str:
+    return "/".join(map(str, values))
+
+
+#: (report section, title, the columns after modality / class / files, their cells)
+STATS_TABLES = (
+    (
+        "images",
+        "Images (width / height: min, median, max)",
+        ("formats", "modes", "width", "height", "sizes"),
+        lambda s: (
+            _short(s["formats"]),
+            _short(s["modes"]),
+            _spread(s["width"]),
+            _spread(s["height"]),
+            str(s["distinct_sizes"]),
+        ),
+    ),
+    (
+        "audio",
+        "Audio (duration s: min, median, max)",
+        ("formats", "sample rates", "channels", "duration"),
+        lambda s: (
+            _short(s["formats"]),
+            _short(s["sample_rates"]),
+            _short(s["channels"]),
+            _spread(s["duration_s"]),
+        ),
+    ),
+)
+
+
 def _stats_tables(report: dict) -> list[Table]:
     tables = []
-    if report.get("images"):
-        table = Table(title="Images (width / height: min, median, max)")
-        columns = ("modality", "class", "files", "formats", "modes", "width", "height", "sizes")
-        for column in columns:
+    for section, title, columns, cells in STATS_TABLES:
+        if not report.get(section):
+            continue
+        table = Table(title=title)
+        for column in ("modality", "class", "files", *columns):
             table.add_column(column)
-        for modality, classes in report["images"].items():
+        for modality, classes in report[section].items():
             for name, s in classes.items():
-                table.add_row(
-                    modality,
-                    name,
-                    str(s["files"]),
-                    _short(s["formats"]),
-                    _short(s["modes"]),
-                    "/".join(map(str, s["width"])),
-                    "/".join(map(str, s["height"])),
-                    str(s["distinct_sizes"]),
-                )
-        tables.append(table)
-    if report.get("audio"):
-        table = Table(title="Audio (duration s: min, median, max)")
-        for column in (
-            "modality",
-            "class",
-            "files",
-            "formats",
-            "sample rates",
-            "channels",
-            "duration",
-        ):
-            table.add_column(column)
-        for modality, classes in report["audio"].items():
-            for name, s in classes.items():
-                table.add_row(
-                    modality,
-                    name,
-                    str(s["files"]),
-                    _short(s["formats"]),
-                    _short(s["sample_rates"]),
-                    _short(s["channels"]),
-                    "/".join(map(str, s["duration_s"])),
-                )
+                table.add_row(modality, name, str(s["files"]), *cells(s))
         tables.append(table)
     return tables
 
@@ -107,6 +107,8 @@ def print_report(report: dict, console: Console) -> None:
         console.print(table)
     if report.get("metadata_baseline"):
         console.print(_baseline_table(report["metadata_baseline"]))
+    for source, shared in report.get("overlap", {}).items():
+        console.print(f"against {source}: {shared} file(s) of this set also there", highlight=False)
     for finding in report["findings"]:
         style = LEVEL_STYLE.get(finding["level"], "")
         console.print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -36,15 +37,15 @@ class LogMel:
     def features(self, wave: np.ndarray) -> np.ndarray:
         import librosa
 
-        mel = librosa.feature.melspectrogram(
-            y=wave,
-            sr=self.sample_rate,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            n_mels=self.n_mels,
-        )
+        mel = librosa.feature.melspectrogram(y=wave, **self.mel_options())
         db = librosa.power_to_db(mel, ref=np.max, top_db=self.top_db)
         return (db + self.top_db) / self.top_db
+
+    def mel_options(self) -> dict:
+        """The mel filter bank's options, shared by the features built on it."""
+        return dict(
+            sr=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels
+        )
 
     def params(self) -> dict:
         return {"kind": type(self).__name__, **asdict(self)}
@@ -59,15 +60,42 @@ class MFCC(LogMel):
     def features(self, wave: np.ndarray) -> np.ndarray:
         import librosa
 
-        mfcc = librosa.feature.mfcc(
-            y=wave,
-            sr=self.sample_rate,
-            n_mfcc=self.n_mfcc,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            n_mels=self.n_mels,
-        )
+        mfcc = librosa.feature.mfcc(y=wave, n_mfcc=self.n_mfcc, **self.mel_options())
         return (mfcc - mfcc.mean(axis=1, keepdims=True)) / (mfcc.std(axis=1, keepdims=True) + 1e-6)
+
+
+@dataclass(frozen=True)
+class ASTFilterbank:
+    """The Audio Spectrogram Transformer's own input (AudioSet-trained at 16 kHz): Kaldi-style
+    log-mel filter bank, 25 ms windows every 10 ms, `num_mel_bins` bins, padded or cut to
+    `max_length` frames (10.24 s), computed by transformers' `ASTFeatureExtractor` and kept as
+    (frames, bins), not resized. Not normalised here: the model's mean and std are the decoding
+    spec's fixed normalisation (`mmfusion.models.encoders.audio_transformer`)."""
+
+    #: the map has the model's own shape (frames, bins), whatever the decoding's `size`
+    own_shape: ClassVar[bool] = True
+    sample_rate: int = 16000
+    num_mel_bins: int = 128
+    max_length: int = 1024
+
+    @property
+    def duration(self) -> float:
+        return self.max_length / 100  # 10 ms hop
+
+    def features(self, wave: np.ndarray) -> np.ndarray:
+        from transformers import ASTFeatureExtractor
+
+        extractor = ASTFeatureExtractor(
+            sampling_rate=self.sample_rate,
+            num_mel_bins=self.num_mel_bins,
+            max_length=self.max_length,
+            do_normalize=False,
+        )
+        values = extractor(wave, sampling_rate=self.sample_rate, return_tensors="np")
+        return np.asarray(values["input_values"][0], dtype=np.float32)
+
+    def params(self) -> dict:
+        return {"kind": type(self).__name__, **asdict(self)}
 
 
 def audio_failure(path: Path, err: Exception) -> str:
@@ -99,9 +127,12 @@ def load_wave(path: Path, sample_rate: int | None, mono: bool = True) -> tuple[n
     return wave, int(rate)
 
 
-def read_audio(path: Path, features: LogMel, size: int) -> np.ndarray:
-    """An audio file (any rate, mono or stereo, any length) as a size x size float16 map."""
+def read_audio(path: Path, features: LogMel | ASTFilterbank, size: int) -> np.ndarray:
+    """An audio file (any rate, mono or stereo, any length) as a size x size float16 map (a
+    pretrained model's features: its own shape)."""
     wave, _ = load_wave(path, features.sample_rate)
     clip = loudest_window(wave, round(features.duration * features.sample_rate))
+    if getattr(features, "own_shape", False):
+        return features.features(clip).astype(np.float16)
     spectrum = np.flipud(features.features(clip))  # low frequencies at the bottom, as usual
     return resize(spectrum, size).astype(np.float16)

@@ -49,11 +49,19 @@ def centre_crop(array: np.ndarray, fraction: float) -> np.ndarray:
     return array[top : top + h, left : left + w]
 
 
+def square_crop(array: np.ndarray) -> np.ndarray:
+    """The central square of the long side (torchxrayvision's XRayCenterCrop)."""
+    height, width = array.shape
+    side = min(height, width)
+    top, left = height // 2 - side // 2, width // 2 - side // 2
+    return array[top : top + side, left : left + side]
+
+
 def read_image(
-    path: Path, size: int, window: CTWindow | None = None, crop: float = 1.0
+    path: Path, size: int, window: CTWindow | None = None, crop: float = 1.0, square: bool = False
 ) -> np.ndarray:
-    """A grayscale image file (DICOM included), its central `crop` fraction, as a size x size
-    uint8 array."""
+    """A grayscale image file (DICOM included), its central square if `square`, then its central
+    `crop` fraction, as a size x size uint8 array."""
     if path.suffix.lower() == ".dcm":
         data = read_dicom(path, window)
     else:
@@ -63,4 +71,5 @@ def read_image(
                 data = to_unit_float(image, window)
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
             raise DataError(f"cannot read image {path}: {err}") from err
+    data = square_crop(data) if square else data
     return np.round(resize(centre_crop(data, crop), size) * 255.0).astype(np.uint8)

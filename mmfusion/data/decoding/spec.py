@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mmfusion.data.decoding.audio import MFCC, LogMel, read_audio
+from mmfusion.data.decoding.audio import MFCC, ASTFilterbank, LogMel, read_audio
+from mmfusion.data.decoding.content import identify_kind, refuse_other_kind
 from mmfusion.data.decoding.images import read_image
 from mmfusion.data.decoding.window import CTWindow
 from mmfusion.data.layouts.folders import IMAGE_EXTS
@@ -24,45 +25,79 @@ from mmfusion.errors import ConfigError, DataError
 
 @dataclass(frozen=True)
 class Normalisation:
-    """Mean and std of the decoded inputs (in [0, 1] units for images), fitted on train."""
+    """Mean and std of the decoded inputs (in [0, 1] units for images): fitted on the training
+    split (`source="train"`), or fixed by the modality's encoder (`source` names it: a pretrained
+    model's own statistics, or those of the run an encoder was transferred from), and then never
+    re-fitted. Per-channel statistics (one value per channel of an RGB-pretrained model) mean
+    that the grayscale input is repeated on that many channels, each normalised with its own."""
 
-    mean: float = 0.0
-    std: float = 1.0
+    mean: float | tuple[float, ...] = 0.0
+    std: float | tuple[float, ...] = 1.0
+    source: str = "train"
+
+    def __post_init__(self) -> None:
+        for name in ("mean", "std"):  # lists from JSON / YAML: tuples, so the spec stays hashable
+            value = getattr(self, name)
+            if isinstance(value, list | tuple):
+                object.__setattr__(self, name, tuple(float(v) for v in value))
+
+    @property
+    def channels(self) -> int:
+        """How many channels the encoder reads (the grayscale input repeated that often)."""
+        return len(self.mean) if isinstance(self.mean, tuple) else 1
+
+    @property
+    def fixed(self) -> bool:
+        return self.source != "train"
 
 
 @dataclass(frozen=True)
 class ImageDecoding:
     """An image modality: its central `crop` fraction resized to `size` x `size` grayscale;
-    `window` maps CT Hounsfield units (DICOM; 16-bit PNG / TIFF with a known offset) to [0, 1]."""
+    `square`: the central square of the long side taken first (torchxrayvision's
+    `XRayCenterCrop`), so the aspect ratio is kept; `window` maps CT Hounsfield units (DICOM;
+    16-bit PNG / TIFF with a known offset) to [0, 1]."""
 
     kind: ClassVar[str] = "image"
     size: int = 64
     crop: float = 1.0
     window: CTWindow | None = None
     normalisation: Normalisation | None = None
+    square: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.crop <= 1.0:
             raise ConfigError(f"decoding crop={self.crop}: use a fraction in (0, 1]")
 
+    @property
+    def accepts(self) -> tuple[str, ...]:
+        """The kinds of file content this decoding reads (`content.identify`)."""
+        return ("image",)
+
     def decode(self, path: Path) -> np.ndarray:
-        return read_image(path, self.size, self.window, self.crop)
+        return read_image(path, self.size, self.window, self.crop, self.square)
 
 
 @dataclass(frozen=True)
 class AudioDecoding:
     """An audio modality: the loudest `features.duration` seconds at `features.sample_rate`, as a
-    log-mel (or MFCC) map resized to `size` x `size`. `spectrogram_images`: the files may also be
-    spectrograms stored as images (the Kaggle CXR-CT-Cough copy stores coughs as JPGs)."""
+    log-mel (or MFCC) map resized to `size` x `size` (or, for a pretrained audio model's own
+    features such as `ASTFilterbank`, the model's frames x bins, not resized).
+    `spectrogram_images`: the files may also be spectrograms stored as images (the Kaggle
+    CXR-CT-Cough copy stores coughs as JPGs)."""
 
     kind: ClassVar[str] = "audio"
     size: int = 64
-    features: LogMel = field(default_factory=LogMel)
+    features: LogMel | ASTFilterbank = field(default_factory=LogMel)
     spectrogram_images: bool = False
     normalisation: Normalisation | None = None
 
+    @property
+    def accepts(self) -> tuple[str, ...]:
+        return ("audio", "image") if self.spectrogram_images else ("audio",)
+
     def decode(self, path: Path) -> np.ndarray:
-        if path.suffix.lower() in IMAGE_EXTS:
+        if identify_kind(path) == "image" or path.suffix.lower() in IMAGE_EXTS:
             if not self.spectrogram_images:
                 raise DataError(
                     f"{path} is an image, not audio (if your cough files are spectrogram "
@@ -73,8 +108,11 @@ class AudioDecoding:
 
 
 ModalityDecoding = ImageDecoding | AudioDecoding
+SPECTROGRAM_HINT = (
+    " (if these are spectrogram images, set data.decoding.{modality}.spectrogram_images=true)"
+)
 KINDS: dict[str, type] = {"image": ImageDecoding, "audio": AudioDecoding}
-FEATURES: dict[str, type] = {"LogMel": LogMel, "MFCC": MFCC}
+FEATURES: dict[str, type] = {"LogMel": LogMel, "MFCC": MFCC, "ASTFilterbank": ASTFilterbank}
 
 
 @dataclass(frozen=True)
@@ -112,16 +150,46 @@ class DecodingSpec:
             raise DataError(f"cannot read {path}: not a file")
         if path.stat().st_size == 0:
             raise DataError(f"cannot read {path}: empty file")
-        return self[modality].decode(path)
+        decoding = self[modality]
+        # an MP3 in the CT folder, a PNG given as a cough: refused naming what the file is
+        hint = SPECTROGRAM_HINT.format(modality=modality) if decoding.kind == "audio" else ""
+        refuse_other_kind(path, modality, decoding.accepts, hint)
+        return decoding.decode(path)
 
     def fitted(self, stats: Mapping[str, tuple[float, float]]) -> DecodingSpec:
-        """The same spec with each modality's normalisation statistics set."""
+        """The same spec with each modality's normalisation statistics set, except where the
+        modality's encoder fixed them (`for_encoders`): those are never re-fitted."""
         return DecodingSpec(
             {
-                m: replace(d, normalisation=Normalisation(*map(float, stats[m])))
+                m: d
+                if d.normalisation is not None and d.normalisation.fixed
+                else replace(d, normalisation=Normalisation(*map(float, stats[m])))
                 for m, d in self.by_modality.items()
             }
         )
+
+    def for_encoders(self, inputs: Mapping[str, Mapping[str, Any] | None]) -> DecodingSpec:
+        """The spec as the modalities' encoders need it. `inputs[m]` (plain data, from
+        `Encoder.input_spec`): `normalisation` ({mean, std, source}: fixed, never re-fitted),
+        `set` (decoding parameters the encoder's own preprocessing sets, e.g. torchxrayvision's
+        224 px and square crop, or an audio model's sample rate and features) and `require`
+        (parameters that must already match, e.g. those of the run an encoder was transferred
+        from; a mismatch is one ConfigError naming the parameter)."""
+        by_modality = dict(self.by_modality)
+        for modality, needs in inputs.items():
+            if not needs or modality not in by_modality:
+                continue
+            decoding = by_modality[modality]
+            params = {k: v for k, v in dict(needs.get("set") or {}).items()}
+            if isinstance(params.get("features"), Mapping):
+                features = dict(params["features"])
+                params["features"] = FEATURES[features.pop("kind")](**features)
+            decoding = replace(decoding, **params)
+            _check_required(modality, decoding, needs.get("require") or {}, needs.get("source"))
+            if needs.get("normalisation") is not None:
+                decoding = replace(decoding, normalisation=Normalisation(**needs["normalisation"]))
+            by_modality[modality] = decoding
+        return DecodingSpec(by_modality)
 
     def normalisation(self, modality: str) -> Normalisation:
         fitted = self[modality].normalisation
@@ -160,3 +228,28 @@ class DecodingSpec:
                 params["features"] = FEATURES[features.pop("kind")](**features)
             by_modality[modality] = decoding(**params)
         return cls(by_modality)
+
+
+def _check_required(
+    modality: str, decoding: ModalityDecoding, required: Mapping[str, Any], source: str | None
+) -> None:
+    """Every parameter in `required` (plain data, as `to_dict` writes it) equals the decoding's."""
+    here = DecodingSpec({modality: decoding}).cache_params(modality)
+    for name, wanted in required.items():
+        if name in ("normalisation", "kind"):
+            continue
+        if _plain(here.get(name)) != _plain(wanted):
+            origin = f" ({source})" if source else ""
+            raise ConfigError(
+                f"the encoder of {modality}{origin} was trained on inputs decoded with "
+                f"{name}={_plain(wanted)}, this run decodes {name}={_plain(here.get(name))}: set "
+                f"data.decoding.{modality}.{name} to match"
+            )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

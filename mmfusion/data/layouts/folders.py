@@ -42,6 +42,17 @@ def patient_of(sample: Sample) -> str:
     return sample.patient if sample.patient is not None else sample.sample_id.rsplit("/", 1)[-1]
 
 
+def agreed_classes(found: dict[Path, list[str]]) -> list[str]:
+    """The class names that every folder of `found` ({folder: its class folders}) agrees on."""
+    (first, names), *rest = found.items()
+    for folder, other in rest:
+        if other != names:
+            raise DataError(f"class folders disagree: {folder} has {other}, {first} has {names}")
+    if not names:
+        raise DataError(f"no class folders in {first}")
+    return names
+
+
 def _list_dir(folder: Path, bad_folders: dict[str, str] | None = None) -> list[Path]:
     """Entries of a folder; an unreadable one raises, or is recorded when `bad_folders` is given."""
     try:
@@ -155,15 +166,7 @@ class SplitFolderLayout:
             for modality in modalities:
                 folder = self._folder(split, modality)
                 found[folder] = [p.name for p in _list_dir(folder) if p.is_dir()]
-        (first, names), *rest = found.items()
-        for folder, other in rest:
-            if other != names:
-                raise DataError(
-                    f"class folders disagree: {folder} has {other}, {first} has {names}"
-                )
-        if not names:
-            raise DataError(f"no class folders in {first}")
-        return names
+        return agreed_classes(found)
 
     def _class_files(self, split: str, modality: str, class_name: str) -> dict[str, Path]:
         """{stem: file} of one split, modality and class."""

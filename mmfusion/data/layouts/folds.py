@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mmfusion.data.layouts.folders import Sample, patient_of
+from mmfusion.data.layouts.wrapper import LayoutWrapper
 from mmfusion.errors import ConfigError
 
 __all__ = ["FOLD_SEED", "KFoldLayout", "patient_of"]
 FOLD_SEED = 0
 
 
-class KFoldLayout:
+class KFoldLayout(LayoutWrapper):
     """Wraps a layout; its `train` / `val` are fold `fold` of `folds` of train + valid."""
 
     def __init__(self, layout, folds: int, fold: int | None, seed: int = FOLD_SEED) -> None:
@@ -25,21 +26,10 @@ class KFoldLayout:
             raise ConfigError(f"data.folds={folds!r}: use an integer >= 2 (or null for no CV)")
         if not isinstance(fold, int) or not 0 <= fold < folds:
             raise ConfigError(f"data.fold={fold!r}: use an integer in [0, {folds - 1}]")
-        self.layout = layout
+        super().__init__(layout)
         self.folds = folds
         self.fold = fold
         self.seed = seed
-
-    def __getattr__(self, name: str):
-        if name == "layout" or name.startswith("__"):  # not set yet (unpickling, copying)
-            raise AttributeError(name)
-        return getattr(self.layout, name)
-
-    def prepare(self) -> None:
-        self.layout.prepare()
-
-    def classes(self, modalities: Sequence[str]) -> list[str]:
-        return self.layout.classes(modalities)
 
     def samples(self, split: str, modalities: Sequence[str]) -> list[Sample]:
         if split not in ("train", "val"):

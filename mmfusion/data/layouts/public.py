@@ -20,6 +20,7 @@ from mmfusion.data.layouts.folders import (
     KAGGLE_SPLIT_DIRS,
     Sample,
     SplitFolderLayout,
+    agreed_classes,
     files_by_stem,
     report_dropped,
 )
@@ -166,15 +167,7 @@ class CovidXrayCtLayout:
             if not folder.is_dir():
                 raise DataError(f"missing folder {folder}")
             found[folder] = sorted(p.name for p in folder.iterdir() if p.is_dir())
-        (first, names), *rest = found.items()
-        for folder, other in rest:
-            if other != names:
-                raise DataError(
-                    f"class folders disagree: {folder} has {other}, {first} has {names}"
-                )
-        if not names:
-            raise DataError(f"no class folders in {first}")
-        return names
+        return agreed_classes(found)
 
     @cache  # noqa: B019 - the split of a modality's files is fixed for the layout's lifetime
     def _split_files(self, modality: str, class_name: str) -> dict[str, list[Path]]:
