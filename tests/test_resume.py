@@ -107,7 +107,7 @@ def test_sigterm_saves_a_checkpoint_and_marks_the_run_killed(tmp_path):
     (saved,) = tmp_path.glob("outputs/train/runs/*/checkpoints/interrupted.ckpt")
     assert "state_dict" in read_checkpoint(saved)
     _, run = only_run(tmp_path)
-    assert run.info.status == "KILLED"
+    assert run.info.status == "KILLED", (tmp_path / "stderr.txt").read_text()[-3000:]
 
 
 @pytest.mark.slow
