@@ -27,6 +27,16 @@ def test_a_checkpoint_with_pickled_code_is_refused(tmp_path, capsys):
     assert "pwned" not in capsys.readouterr().out
 
 
+def test_a_checkpoint_of_mmfusion_0_1_is_refused_saying_which_version_wrote_it(tmp_path):
+    """0.1 wrote no version key; its fusion modules built their own encoders, which the composed
+    networks of 0.2 cannot load: one line, not torch's list of missing keys."""
+    path = tmp_path / "old.ckpt"
+    hparams = {"run_config": {"fusion": {}}, "decoding": {}, "class_names": ["a", "b"]}
+    torch.save({"state_dict": {}, "hyper_parameters": hparams}, path)
+    with pytest.raises(ConfigError, match=r"old.ckpt was written by mmfusion 0.1, .*retrain it"):
+        load_classifier(path)
+
+
 def test_missing_checkpoint_names_the_option(tmp_path):
     with pytest.raises(ConfigError, match="checkpoint .*nope.ckpt does not exist"):
         read_checkpoint(tmp_path / "nope.ckpt")
