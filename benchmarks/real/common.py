@@ -610,6 +610,12 @@ def build_benchmark(
     merged_near = 0
     if group_near_duplicates:
         merged_near = merge_groups(items, [(a.patient, b.patient) for a, b, _ in pairs])
+    groups = len({i.patient for i in items})
+    if groups < N_FOLDS:
+        raise SystemExit(
+            f"error: {name}: {len(items)} files of {groups} patients left after exclusion and "
+            f"de-duplication: too few for {N_FOLDS} patient-grouped folds"
+        )
     assign_folds(items)
     name_outputs(items, modality)
     copy_outputs(items, out, [modality])
