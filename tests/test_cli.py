@@ -24,6 +24,7 @@ SHIMS = {
     **{f"mmfusion.{tool}": f"mmfusion.cli.{tool}" for tool in ("check", "compare", "evaluate")},
     **{f"mmfusion.{tool}": f"mmfusion.cli.{tool}" for tool in ("localisation", "predict")},
     "mmfusion.robustness": "mmfusion.cli.robustness",
+    "mmfusion.app": "mmfusion.cli.app",
 }
 
 
