@@ -27,6 +27,7 @@ from common import (
     audio_profile,
     environment,
     image_profile,
+    profile_per_class,
     read_manifest,
     write_csv,
     write_json,
@@ -178,9 +179,9 @@ def main(argv: list[str] | None = None) -> None:
             m: sorted({f"{r['source']}@{r['commit']}" for r in builds[m]}) for m in MODALITIES
         },
         "profile_per_class": {
-            "ct": image_profile(used["ct"]),
-            "cxr": image_profile(used["cxr"]),
-            "cough": audio_profile(used["cough"]),
+            "ct": profile_per_class(used["ct"], image_profile),
+            "cxr": profile_per_class(used["cxr"], image_profile),
+            "cough": profile_per_class(used["cough"], audio_profile),
         },
         "environment": environment(),
     }

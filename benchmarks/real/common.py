@@ -478,64 +478,64 @@ def _spread(values: Sequence[float]) -> dict:
     }
 
 
-def image_profile(items: Sequence[Item]) -> dict:
-    """Per class: file type, PIL format, mode, image sizes, file sizes."""
+def profile_per_class(items: Sequence[Item], describe: Callable[[list[Item]], dict]) -> dict:
+    """Per class: file count, suffixes and sizes, plus what `describe` reads of its members."""
+    per: dict[str, dict] = {}
+    for label in sorted({i.label for i in items}):
+        members = [i for i in items if i.label == label]
+        per[label] = {
+            "files": len(members),
+            "suffix": dict(sorted(Counter(i.path.suffix.lower() for i in members).items())),
+            "file_kib": _spread([i.path.stat().st_size / 1024 for i in members]),
+            **describe(members),
+        }
+    return per
+
+
+def image_profile(members: Sequence[Item]) -> dict:
+    """PIL format, mode and image sizes of one class's files."""
     from PIL import Image
 
-    per: dict[str, dict] = {}
-    for label in sorted({i.label for i in items}):
-        members = [i for i in items if i.label == label]
-        formats, modes, sizes, widths, heights = Counter(), Counter(), Counter(), [], []
-        for item in members:
-            with Image.open(item.path) as image:
-                formats[image.format or "?"] += 1
-                modes[image.mode] += 1
-                sizes[f"{image.width}x{image.height}"] += 1
-                widths.append(image.width)
-                heights.append(image.height)
-        per[label] = {
-            "files": len(members),
-            "suffix": dict(sorted(Counter(i.path.suffix.lower() for i in members).items())),
-            "format": dict(sorted(formats.items())),
-            "mode": dict(sorted(modes.items())),
-            "width": _spread(widths),
-            "height": _spread(heights),
-            "distinct_sizes": len(sizes),
-            "top_sizes": dict(sorted(sizes.most_common(5), key=lambda kv: (-kv[1], kv[0]))),
-            "file_kib": _spread([i.path.stat().st_size / 1024 for i in members]),
-        }
-    return per
+    formats, modes, sizes, widths, heights = Counter(), Counter(), Counter(), [], []
+    for item in members:
+        with Image.open(item.path) as image:
+            formats[image.format or "?"] += 1
+            modes[image.mode] += 1
+            sizes[f"{image.width}x{image.height}"] += 1
+            widths.append(image.width)
+            heights.append(image.height)
+    return {
+        "format": dict(sorted(formats.items())),
+        "mode": dict(sorted(modes.items())),
+        "width": _spread(widths),
+        "height": _spread(heights),
+        "distinct_sizes": len(sizes),
+        "top_sizes": dict(sorted(sizes.most_common(5), key=lambda kv: (-kv[1], kv[0]))),
+    }
 
 
-def audio_profile(items: Sequence[Item]) -> dict:
-    """Per class: container, sample rate, channels, duration (soundfile's header read)."""
+def audio_profile(members: Sequence[Item]) -> dict:
+    """Container, sample rate, channels and duration of one class's files (header reads)."""
     import soundfile
 
-    per: dict[str, dict] = {}
-    for label in sorted({i.label for i in items}):
-        members = [i for i in items if i.label == label]
-        rates, channels, formats, durations, bad = Counter(), Counter(), Counter(), [], 0
-        for item in members:
-            try:
-                info = soundfile.info(str(item.path))
-            except (RuntimeError, soundfile.LibsndfileError):
-                bad += 1
-                continue
-            rates[str(info.samplerate)] += 1
-            channels[str(info.channels)] += 1
-            formats[info.format] += 1
-            durations.append(info.duration)
-        per[label] = {
-            "files": len(members),
-            "unreadable": bad,
-            "suffix": dict(sorted(Counter(i.path.suffix.lower() for i in members).items())),
-            "format": dict(sorted(formats.items())),
-            "sample_rate": dict(sorted(rates.items(), key=lambda kv: int(kv[0]))),
-            "channels": dict(sorted(channels.items())),
-            "duration_s": _spread(durations),
-            "file_kib": _spread([i.path.stat().st_size / 1024 for i in members]),
-        }
-    return per
+    rates, channels, formats, durations, bad = Counter(), Counter(), Counter(), [], 0
+    for item in members:
+        try:
+            info = soundfile.info(str(item.path))
+        except (RuntimeError, soundfile.LibsndfileError):
+            bad += 1
+            continue
+        rates[str(info.samplerate)] += 1
+        channels[str(info.channels)] += 1
+        formats[info.format] += 1
+        durations.append(info.duration)
+    return {
+        "unreadable": bad,
+        "format": dict(sorted(formats.items())),
+        "sample_rate": dict(sorted(rates.items(), key=lambda kv: int(kv[0]))),
+        "channels": dict(sorted(channels.items())),
+        "duration_s": _spread(durations),
+    }
 
 
 def fold_table(items: Sequence[Item]) -> dict:
@@ -649,7 +649,7 @@ def build_benchmark(
         "near_duplicate_patient_groups_merged": merged_near,
         "folds": {"n": N_FOLDS, "seed": FOLD_SEED, "method": "StratifiedGroupKFold(shuffle=True)"},
         "per_fold": fold_table(items),
-        "profile_per_class": image_profile(items) if is_image else audio_profile(items),
+        "profile_per_class": profile_per_class(items, image_profile if is_image else audio_profile),
         "environment": environment(),
     }
     if excluded is not None:
