@@ -11,8 +11,8 @@ from omegaconf import DictConfig
 from mmfusion.cli.options import check_options
 from mmfusion.cli.tool import hydra_app
 from mmfusion.errors import ConfigError
+from mmfusion.runtime.signals import stop_on_signals
 from mmfusion.tracking.server import check_reachable
-from mmfusion.training.signals import stop_on_signals
 
 
 @hydra_app("mmfusion.compare", "compare")

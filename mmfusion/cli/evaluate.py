@@ -33,7 +33,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     SIGTERM / SIGINT: the MLflow run is marked KILLED, exit status 143 / 130. torch and
     Lightning are imported here, not with the module: the preflight checks answer in seconds."""
-    from mmfusion.training.signals import stop_on_signals
+    from mmfusion.runtime.signals import stop_on_signals
 
     with stop_on_signals():
         return _evaluate(cfg)

@@ -2,7 +2,7 @@
 
 A run's phases (fit, test with its evaluation and explanations, artifacts) are recorded in its
 run dir when done (`training.progress`); `resume=...` reopens its MLflow run and does only
-the rest. SIGTERM / SIGINT in any phase: run KILLED, exit 143 / 130 (`training.signals`).
+the rest. SIGTERM / SIGINT in any phase: run KILLED, exit 143 / 130 (`runtime.signals`).
 
 torch, Lightning and MLflow are imported when the job starts, not with this module: the
 preflight checks (`cli.preflight`, a Hydra callback) then answer within seconds.
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> float:
     """Wire data, model, callbacks, loggers and trainer; return the monitored metric's best."""
-    from mmfusion.training.signals import stop_on_signals
+    from mmfusion.runtime.signals import stop_on_signals
 
     with stop_on_signals():
         return _train(cfg)

@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import Logger, MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
+from mmfusion.runtime.signals import deferred
 from mmfusion.tracking.experiment import ensure_experiment
 from mmfusion.tracking.runs import PARENT_TAG
 from mmfusion.tracking.server import DEFAULT_TIMEOUT, is_server, quick_client_retries, unreachable
@@ -154,7 +155,12 @@ class NestedMLFlowLogger(MLFlowLogger):
 
 class FallbackClient:
     """The logger's MlflowClient, whose calls that fail because the server is gone are replayed
-    on the fallback store (with the fallback run's id in place of the lost run's)."""
+    on the fallback store (with the fallback run's id in place of the lost run's).
+
+    Each call is a `deferred()` section: a SIGTERM that lands inside a write to a SQLite store
+    would leave its transaction open, the database locked, and the run's KILLED status
+    unwritable; it waits for the call to end instead.
+    """
 
     def __init__(self, logger: NestedMLFlowLogger) -> None:
         self._logger = logger
@@ -166,15 +172,16 @@ class FallbackClient:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             lost_run = self._logger._run_id
-            try:
-                return method(*args, **kwargs)
-            except Exception as err:
-                if not self._logger.fall_back(err):
-                    raise
-            run = self._logger._run_id
-            args = tuple(run if a == lost_run else a for a in args)
-            kwargs = {k: run if v == lost_run else v for k, v in kwargs.items()}
-            return getattr(self._logger._mlflow_client, name)(*args, **kwargs)
+            with deferred():
+                try:
+                    return method(*args, **kwargs)
+                except Exception as err:
+                    if not self._logger.fall_back(err):
+                        raise
+                run = self._logger._run_id
+                args = tuple(run if a == lost_run else a for a in args)
+                kwargs = {k: run if v == lost_run else v for k, v in kwargs.items()}
+                return getattr(self._logger._mlflow_client, name)(*args, **kwargs)
 
         return call
 

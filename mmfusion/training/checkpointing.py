@@ -29,7 +29,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpo
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from mmfusion.models.checkpoint import read_checkpoint
-from mmfusion.training.signals import deferred
+from mmfusion.runtime.signals import deferred
 
 log = logging.getLogger(__name__)
 INTERRUPTED = "interrupted.ckpt"

@@ -12,9 +12,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from mmfusion.runtime.signals import install, received, stop_on_signals
 from mmfusion.tracking.experiment import PARENT_RUN_ENV, ensure_experiment, mlflow_logger_config
 from mmfusion.tracking.runs import SWEEP_TAG
-from mmfusion.training.signals import install, received, stop_on_signals
 
 log = logging.getLogger(__name__)
 
