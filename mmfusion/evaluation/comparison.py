@@ -41,6 +41,7 @@ from mmfusion.evaluation.statistics import (
     run_metrics,
     unpaired_pvalue,
 )
+from mmfusion.runtime.signals import deferred
 from mmfusion.tracking.runs import (
     REPLICATE_KEYS,
     RunRecord,
@@ -684,13 +685,14 @@ def compare(
         reference=reference,
     )
     if log_to_mlflow:
-        run_id = parent_run_id
-        if run_id is None:
-            run_id = client.create_run(
-                exp_id,
-                run_name=f"comparison-{datetime.now():%Y%m%d-%H%M%S}",
-                tags={"mmfusion.compared_runs": ",".join(r.run_id for r in records)[:5000]},
-            ).info.run_id
-            client.set_terminated(run_id)
-        client.log_artifacts(run_id, str(out_dir), "comparison")
+        with deferred():  # a signal must not cut an MLflow write in two (`runtime.signals`)
+            run_id = parent_run_id
+            if run_id is None:
+                run_id = client.create_run(
+                    exp_id,
+                    run_name=f"comparison-{datetime.now():%Y%m%d-%H%M%S}",
+                    tags={"mmfusion.compared_runs": ",".join(r.run_id for r in records)[:5000]},
+                ).info.run_id
+                client.set_terminated(run_id)
+            client.log_artifacts(run_id, str(out_dir), "comparison")
     return report

@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from mmfusion.runtime.signals import install, received, stop_on_signals
+from mmfusion.runtime.signals import deferred, install, received, stop_on_signals
 from mmfusion.tracking.experiment import PARENT_RUN_ENV, ensure_experiment, mlflow_logger_config
 from mmfusion.tracking.runs import SWEEP_TAG
 
@@ -68,7 +68,8 @@ class MultirunParentRun(Callback):
             sweep_dir = Path(str(config.hydra.sweep.dir)).expanduser().resolve()
             with stop_on_signals():  # SIGTERM / SIGINT: parent run KILLED (atexit), 143 / 130
                 self._compare(logger_cfg, sweep_dir)
-        client.set_terminated(self.run_id)
+        with deferred():  # the handler `install()` set is still on: never cut a write in two
+            client.set_terminated(self.run_id)
         self.run_id = None
 
     def _compare(self, logger_cfg: DictConfig, sweep_dir: Path) -> None:
